@@ -1,0 +1,3 @@
+"""heatlens: train medical-image classifiers and measure what they look at."""
+
+__version__ = "0.1.0"
