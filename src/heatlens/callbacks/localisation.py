@@ -1,0 +1,71 @@
+"""Does Grad-CAM point at the ground truth? Localisation scores against every mask kind of the dataset."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback
+from heatlens.callbacks.context import ExplainContext
+from heatlens.callbacks.distributed import gather_by_index
+from heatlens.explain import cam, localisation
+
+log = logging.getLogger(__name__)
+
+TARGETS = ("label", "prediction")
+# A heatmap spreading its mass evenly: its relevance mass inside a mask is the mask's area share.
+UNIFORM = "uniform_relevance_mass_accuracy"
+
+
+class LocalisationCallback(ExplanationCallback):
+    """Scores the ReLU'd Grad-CAM map of the `target` class (true label by default) against each mask kind.
+
+    Logs `xai/loc/<kind>/<score>` (mean over images whose mask is not empty) for every score of
+    `heatlens.explain.localisation.SCORES`, plus `xai/loc/<kind>/uniform_relevance_mass_accuracy`, the
+    same score for a uniform heatmap (the chance level), and `explain/localisation.npz`.
+    """
+
+    name = "localisation"
+
+    def __init__(self, max_images: int | None = 256, target: str = "label", top_k: float = 0.1) -> None:
+        self.max_images = self.check_max_images(max_images, "explain.max_images")
+        if target not in TARGETS:
+            raise ExplainCallbackError(f"localisation target={target!r}: choose one of {', '.join(TARGETS)}")
+        if not 0 < top_k <= 1:
+            raise ExplainCallbackError(f"localisation top_k={top_k}: a fraction of the pixels in (0, 1]")
+        self.target = target
+        self.top_k = top_k
+
+    def explain(self, context: ExplainContext) -> None:
+        kinds = context.mask_kinds
+        if not kinds:
+            log.info("localisation: the dataset has no masks; nothing to score")
+            return
+        mine = context.mine(self.max_images)
+        parts: dict[str, list[np.ndarray]] = {}
+        for batch in context.batches(mine, "explain: localisation"):
+            maps, logits, labels = context.cams(batch.index)
+            targets = labels if self.target == "label" else logits.argmax(axis=1)
+            heat = cam.relu(torch.from_numpy(maps[np.arange(len(maps)), targets]))
+            for kind in kinds:
+                masks = batch.masks[kind]
+                scores = localisation.localisation_scores(heat, masks, top_k=self.top_k)
+                area = masks.flatten(1).double().mean(dim=1).numpy()
+                scores[UNIFORM] = np.where(area > 0, area, np.nan)
+                for score, values in scores.items():
+                    parts.setdefault(f"{kind}/{score}", []).append(values)
+        names = [f"{kind}/{score}" for kind in kinds for score in (*localisation.SCORES, UNIFORM)]
+        rows = {name: np.concatenate(parts[name]) if name in parts else np.empty(0) for name in names}
+        gathered = gather_by_index(mine, rows)
+        if gathered is None or not len(gathered["index"]):
+            return
+        metrics = {}
+        for name in names:
+            values = gathered[name]
+            finite = values[~np.isnan(values)]
+            metrics[f"xai/loc/{name}"] = float(finite.mean()) if len(finite) else float("nan")
+        context.run.log_metrics(metrics)
+        context.run.log_arrays("explain/localisation.npz", ids=context.ids(gathered["index"]),
+                               index=gathered["index"], **{name.replace("/", "__"): gathered[name] for name in names})

@@ -1,0 +1,70 @@
+"""Compare MLflow runs side by side: `heatlens-compare experiment_name=NAME [pair=[A,B]]` (Hydra app, conf/compare.yaml)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from heatlens.paths import CONFIG_DIR, PROJECT_ROOT
+from heatlens.report import CompareError, ReportOptions, build_report, write_report
+from heatlens.report.runs import select_run
+from heatlens.tracking.query import load_runs, log_report_run, resolve_tracking_uri
+
+log = logging.getLogger(__name__)
+# Same resolver as the train app: report folders land under <project root>/outputs whatever the cwd.
+OmegaConf.register_new_resolver("heatlens.project_root", lambda: str(PROJECT_ROOT), replace=True)
+
+
+def options_from_config(cfg: DictConfig) -> ReportOptions:
+    """ReportOptions from the compare config."""
+    return ReportOptions(
+        n_boot=int(cfg.bootstrap.n),
+        confidence=float(cfg.bootstrap.confidence),
+        seed=int(cfg.bootstrap.seed),
+        max_images=int(cfg.max_images),
+        heatmap_size=int(cfg.heatmap_size),
+        paired_metrics=tuple(cfg.paired_metrics),
+    )
+
+
+def compare(cfg: DictConfig) -> Path:
+    """Load the runs, build the report, write it under cfg.out_dir and (optionally) log it; returns the folder."""
+    run_ids = [str(r) for r in (cfg.run_ids or [])]
+    with tempfile.TemporaryDirectory(prefix="heatlens-compare-") as download_dir:
+        runs = load_runs(
+            cfg.experiment_name, run_ids, cfg.tracking_uri, download_dir, include_unfinished=bool(cfg.include_unfinished)
+        )
+        if not runs:
+            raise CompareError(f"experiment {cfg.experiment_name!r} has no finished run to compare")
+        pair = None
+        if cfg.pair:
+            if len(cfg.pair) != 2:
+                raise CompareError(f"pair must name exactly two runs, got {list(cfg.pair)}")
+            pair = (select_run(runs, cfg.pair[0]), select_run(runs, cfg.pair[1]))
+        report = build_report(runs, options_from_config(cfg), pair=pair, title=str(cfg.title))
+    out_dir = write_report(report, cfg.out_dir)
+    log.info("report written to %s", out_dir / "report.html")
+    if cfg.log_to_mlflow:
+        metrics = {f"pair/{r.metric}/diff": r.difference.estimate for r in report.pair}
+        metrics.update({f"pair/{r.metric}/p_value": r.p_value for r in report.pair})
+        run_id = log_report_run(out_dir, runs[0].experiment_id, [r.run_id for r in runs], cfg.tracking_uri, metrics=metrics)
+        log.info("report logged as MLflow run %s in %s", run_id, resolve_tracking_uri(cfg.tracking_uri))
+    return out_dir
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="compare", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        compare(cfg)
+    except CompareError as error:
+        log.error("comparison failed: %s", error)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""HeatlensDataModule: any supported dataset, decoded once, split, augmented and batched."""
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset
+
+from heatlens.data.cache import CacheInfo, ensure_cache
+from heatlens.data.errors import DataError
+from heatlens.data.formats import list_samples
+from heatlens.data.samples import SPLITS, Listing
+from heatlens.data.settings import DataSettings, parse_settings
+from heatlens.data.splits import class_weights, downsample, ids_hash, make_splits
+from heatlens.data.transforms import build_transform
+from heatlens.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+
+class CachedDataset(Dataset):
+    """One split's samples read from the decoded cache; items are dicts (see INTERFACES.md)."""
+
+    def __init__(self, cache: CacheInfo, rows: np.ndarray, labels: np.ndarray, ids: list[str],
+                 mask_kinds: list[str], transform) -> None:
+        self.cache = cache
+        self.rows = rows
+        self.labels = labels.astype(np.int64)
+        self.ids = ids
+        self.mask_kinds = mask_kinds
+        self.transform = transform
+        self._images: np.ndarray | None = None
+        self._masks: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getstate__(self) -> dict:
+        # Each DataLoader worker maps the cache itself instead of receiving a pickled copy of it.
+        return {**self.__dict__, "_images": None, "_masks": None}
+
+    def __getitem__(self, index: int) -> dict:
+        if self._images is None:
+            self._images, self._masks = self.cache.images(), self.cache.masks()
+        row = self.rows[index]
+        image = np.asarray(self._images[row])
+        if self.mask_kinds:
+            out = self.transform(image=image, masks=list(np.asarray(self._masks[row])))
+            masks = {k: torch.as_tensor(np.asarray(m), dtype=torch.uint8)[None]
+                     for k, m in zip(self.mask_kinds, out["masks"])}
+        else:
+            out, masks = self.transform(image=image), {}
+        return {"image": out["image"], "label": torch.tensor(self.labels[index]),
+                "index": torch.tensor(index, dtype=torch.int64), "masks": masks}
+
+
+class HeatlensDataModule(LightningDataModule):
+    """Built from a `data` config; see INTERFACES.md for the attributes callers rely on."""
+
+    def __init__(self, settings: DataSettings, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        if len(mean) != settings.channels or len(std) != settings.channels:
+            raise DataError(f"mean={tuple(mean)}, std={tuple(std)}: need {settings.channels} value(s) each "
+                            f"to match data.channels={settings.channels}")
+        if min(std) <= 0:
+            raise DataError(f"std={tuple(std)}: must be positive")
+        self.settings = settings
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.channels = settings.channels
+        self.image_size = settings.image_size
+        self.class_weights: torch.Tensor | None = None
+        self.split_ids: dict[str, list[str]] = {}
+        self.test_hash: str | None = None
+        self.skipped: list[dict[str, str]] = []
+        self._listing: Listing | None = None
+        self._datasets: dict[str, CachedDataset] = {}
+
+    # -- what the dataset is (listing only: cheap, no decoding) --
+    def listing(self) -> Listing:
+        if self._listing is None:
+            self._listing = list_samples(self.settings)
+        return self._listing
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.listing().class_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def mask_kinds(self) -> list[str]:
+        return self.listing().mask_kinds
+
+    @property
+    def healthy_class(self) -> str | None:
+        healthy = self.settings.healthy_class
+        if healthy is not None and healthy not in self.class_names:
+            raise DataError(f"data.healthy_class={healthy!r}: not one of the classes {self.class_names}")
+        return healthy
+
+    # -- Lightning hooks --
+    def prepare_data(self) -> None:
+        self._cache()
+
+    def _cache(self) -> CacheInfo:
+        listing = self.listing()
+        return ensure_cache(listing.samples, listing.mask_kinds, self.image_size, self.channels,
+                            self.settings.on_bad_image, cache_dir() / "decoded")
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._datasets:
+            return
+        self.healthy_class  # noqa: B018  (validates data.healthy_class early)
+        listing = self.listing()
+        cache = self._cache()
+        self.skipped = listing.skipped + cache.skipped
+        by_id = {s.id: s for s in listing.samples}
+        samples = [by_id[i] for i in cache.ids]
+        rows = np.arange(len(samples))
+        class_index = {name: k for k, name in enumerate(listing.class_names)}
+        labels = np.array([class_index[s.label] for s in samples], dtype=np.int64)
+        groups = np.array([s.group or s.id for s in samples]) if any(s.group for s in samples) else None
+        predefined = np.array([s.split or "" for s in samples]) if any(s.split for s in samples) else None
+        if self.settings.balance == "downsample":
+            keep = downsample(labels, self.settings.seed, within=predefined)
+            rows, labels = rows[keep], labels[keep]
+            groups = groups[keep] if groups is not None else None
+            predefined = predefined[keep] if predefined is not None else None
+        parts = make_splits(labels, self.settings.split, self.settings.seed, groups, predefined)
+        for split in SPLITS:
+            picked = parts[split]
+            ids = [samples[r].id for r in rows[picked]]
+            transform = build_transform(self.settings.augment, self.mean, self.std, train=split == "train")
+            self._datasets[split] = CachedDataset(cache, rows[picked], labels[picked], ids, listing.mask_kinds,
+                                                  transform)
+            self.split_ids[split] = ids
+        self.test_hash = ids_hash(self.split_ids["test"])
+        if self.settings.balance == "class_weights":
+            weights = class_weights(self._datasets["train"].labels, self.num_classes)
+            self.class_weights = torch.tensor(weights, dtype=torch.float32)
+        log.info("Data %s: %s images (train %d, val %d, test %d), classes %s", self.settings.name, len(rows),
+                 *(len(parts[s]) for s in SPLITS), self.class_names)
+
+    def _dataset(self, split: str) -> CachedDataset:
+        if not self._datasets:
+            self.setup()
+        return self._datasets[split]
+
+    @property
+    def train_dataset(self) -> CachedDataset:
+        return self._dataset("train")
+
+    @property
+    def val_dataset(self) -> CachedDataset:
+        return self._dataset("val")
+
+    @property
+    def test_dataset(self) -> CachedDataset:
+        return self._dataset("test")
+
+    def _loader(self, dataset: CachedDataset, train: bool) -> DataLoader:
+        workers = self.settings.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.settings.batch_size,
+            shuffle=train,
+            # A lone last training sample would break batch norm; evaluation keeps every image.
+            drop_last=train and len(dataset) > self.settings.batch_size,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, train=False)
+
+    def denormalize(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) normalised images -> float in [0, 1]."""
+        mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+        return (images * std + mean).clamp(0.0, 1.0)
+
+
+def build_datamodule(cfg: DictConfig | Mapping, mean: Sequence[float] | None = None,
+                     std: Sequence[float] | None = None) -> HeatlensDataModule:
+    """DataModule for a `data` config (DictConfig or dict, as in conf/data/*.yaml).
+
+    `mean` / `std` (one value per `data.channels`) default to 0.5, mapping [0, 1] to [-1, 1].
+    """
+    settings = parse_settings(cfg)
+    half = (0.5,) * settings.channels
+    return HeatlensDataModule(settings, mean if mean is not None else half, std if std is not None else half)

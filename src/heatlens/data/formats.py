@@ -1,0 +1,61 @@
+"""`data.format` -> the reader that lists a dataset's samples (the phantom is generated first)."""
+
+from pathlib import Path
+
+from heatlens.data.errors import DataError
+from heatlens.data.folders import list_covid_radiography, list_image_folder, list_split_folders
+from heatlens.data.mat import list_brain_tumor
+from heatlens.data.phantom import CLASS_NAMES, DEFAULT_CLASS_FRACTIONS, PhantomSpec, ensure_phantom
+from heatlens.data.samples import Listing
+from heatlens.data.settings import DataSettings
+from heatlens.data.tables import list_coronahack, list_csv
+from heatlens.paths import cache_dir
+
+PHANTOM_MASKS = {"lung": "masks", "lesion": "lesions"}
+
+
+def phantom_spec(settings: DataSettings) -> PhantomSpec:
+    shortcut = settings.option("shortcut") or {}
+    fractions = settings.option("class_fractions")
+    if isinstance(fractions, dict):
+        unknown = set(fractions) - set(CLASS_NAMES)
+        if unknown:
+            raise DataError(f"data.class_fractions: unknown class(es) {sorted(unknown)}; classes are {list(CLASS_NAMES)}")
+        fractions = [fractions.get(name, 0.0) for name in CLASS_NAMES]
+    return PhantomSpec(
+        num_images=int(settings.option("num_images", 2000)),
+        source_size=int(settings.option("source_size", 128)),
+        seed=int(settings.option("generator_seed", 0)),
+        class_fractions=tuple(float(f) for f in (fractions or DEFAULT_CLASS_FRACTIONS)),
+        shortcut_fraction=float(shortcut.get("fraction", 0.0)),
+        shortcut_class=str(shortcut.get("class_name", "COVID")),
+    )
+
+
+def phantom_root(settings: DataSettings) -> Path:
+    spec = phantom_spec(settings)
+    root = settings.root or cache_dir() / "phantom" / spec.key()
+    ensure_phantom(spec, root)
+    if not (root / "manifest.csv").is_file():
+        raise DataError(f"data.root={root}: exists but holds no phantom dataset (no manifest.csv); "
+                        "point data.root at an empty or missing folder, or leave it null")
+    return root
+
+
+def list_samples(settings: DataSettings) -> Listing:
+    """All samples of the configured dataset, with class names and mask kinds."""
+    if settings.format == "phantom":
+        return list_covid_radiography(phantom_root(settings), PHANTOM_MASKS)
+    root = settings.root
+    assert root is not None  # parse_settings requires it for every real format
+    if settings.format == "covid_radiography":
+        return list_covid_radiography(root, {"lung": settings.option("mask_dir", "masks")})
+    if settings.format == "image_folder":
+        return list_image_folder(root)
+    if settings.format == "split_folders":
+        return list_split_folders(root)
+    if settings.format == "csv":
+        return list_csv(root, settings)
+    if settings.format == "coronahack":
+        return list_coronahack(root, settings)
+    return list_brain_tumor(root, settings.on_bad_image)

@@ -1,0 +1,139 @@
+"""Table-driven readers: a generic CSV manifest and the CoronaHack metadata CSV."""
+
+import csv
+import logging
+from collections import Counter
+from pathlib import Path
+
+from heatlens.data.decode import Source
+from heatlens.data.errors import DataError
+from heatlens.data.samples import SPLITS, Listing, Sample, image_files, require_folder
+from heatlens.data.settings import DataSettings
+
+log = logging.getLogger(__name__)
+
+_SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+def _read_rows(path: Path, required: list[str]) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs; a missing file or column is an error naming the file."""
+    if not path.is_file():
+        raise DataError(f"data.csv={path}: file not found")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {missing} (has {columns})")
+        rows = [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}) for row in reader]
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def _resolve(value: str, root: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def _check_classes(labels: list[str], settings: DataSettings, where: list[str]) -> list[str]:
+    """Class names: `data.classes` when given (every label must be one of them), else sorted labels."""
+    declared = settings.option("classes")
+    if declared is None:
+        return sorted(set(labels))
+    declared = [str(c) for c in declared]
+    for label, place in zip(labels, where):
+        if label not in declared:
+            raise DataError(f"{place}: unknown label {label!r}; data.classes={declared}")
+    return declared
+
+
+def list_csv(root: Path, settings: DataSettings) -> Listing:
+    """`data.csv` (relative to data.root) with columns `path,label[,mask][,group][,split]`;
+    paths relative to data.root. The mask kind is `data.mask_kind` (default "mask")."""
+    require_folder(root, "data.root")
+    table = _resolve(str(settings.option("csv", "labels.csv")), root)
+    rows = _read_rows(table, ["path", "label"])
+    mask_kind = str(settings.option("mask_kind", "mask"))
+    has_split = any(row.get("split") for _, row in rows)
+    samples, seen = [], {}
+    for line, row in rows:
+        place = f"{table}:{line}"
+        if not row["path"] or not row["label"]:
+            raise DataError(f"{place}: empty path or label")
+        if row["path"] in seen:
+            raise DataError(f"{place}: duplicate path {row['path']!r} (first on line {seen[row['path']]})")
+        seen[row["path"]] = line
+        image = _resolve(row["path"], root)
+        if not image.is_file() and settings.on_bad_image != "skip":
+            raise DataError(f"{place}: image file not found: {image}")
+        sample = Sample(row["path"], Source(image), row["label"], group=row.get("group") or None)
+        if row.get("mask"):
+            mask = _resolve(row["mask"], root)
+            if not mask.is_file():
+                raise DataError(f"{place}: mask file not found: {mask}")
+            sample.masks[mask_kind] = Source(mask)
+        if has_split:
+            split = _SPLIT_ALIASES.get(row.get("split", "").lower())
+            if split is None:
+                raise DataError(f"{place}: split {row.get('split')!r} is not one of {list(SPLITS)} "
+                                "(when the split column is used, every row needs one)")
+            sample.split = split
+        samples.append(sample)
+    classes = _check_classes([s.label for s in samples], settings, [f"{table}:{line}" for line, _ in rows])
+    has_masks = any(s.masks for s in samples)
+    return Listing(samples, classes, [mask_kind] if has_masks else [])
+
+
+# CoronaHack: the finest category given wins (Label_2 over Label_1 over Label).
+_CORONAHACK_ORDER = ["normal", "bacteria", "virus", "covid"]
+_CORONAHACK_NAMES = {"covid-19": "covid"}
+CORONAHACK_COLUMNS = ["X_ray_image_name", "Label", "Dataset_type", "Label_1_Virus_category",
+                      "Label_2_Virus_category"]
+
+
+def _coronahack_class(row: dict[str, str], place: str) -> str:
+    if row["Label"].lower() == "normal":
+        return "normal"
+    for column in ("Label_2_Virus_category", "Label_1_Virus_category"):
+        if row.get(column):
+            name = row[column].lower()
+            return _CORONAHACK_NAMES.get(name, name)
+    raise DataError(f"{place}: unknown label {row['Label']!r} with no virus category")
+
+
+def list_coronahack(root: Path, settings: DataSettings) -> Listing:
+    """CoronaHack chest X-ray set: metadata CSV -> normal / bacteria / virus / covid (+ rare classes,
+    dropped below `data.min_class_size` images); Dataset_type TRAIN / TEST is the predefined split."""
+    require_folder(root, "data.root")
+    table = _resolve(str(settings.option("csv", "Chest_xray_Corona_Metadata.csv")), root)
+    rows = _read_rows(table, CORONAHACK_COLUMNS)
+    by_name: dict[str, list[Path]] = {}
+    for path in image_files(root, recursive=True):
+        by_name.setdefault(path.name, []).append(path)
+    samples = []
+    for line, row in rows:
+        place = f"{table}:{line}"
+        split = {"TRAIN": "train", "TEST": "test"}.get(row["Dataset_type"].upper())
+        if split is None:
+            raise DataError(f"{place}: Dataset_type {row['Dataset_type']!r} is not TRAIN or TEST")
+        candidates = by_name.get(row["X_ray_image_name"], [])
+        # The download has train/ and test/ folders; a name may exist in both.
+        matching = [p for p in candidates if split in {part.lower() for part in p.parent.parts}] or candidates
+        if not matching:
+            if settings.on_bad_image != "skip":
+                raise DataError(f"{place}: image file not found: {row['X_ray_image_name']} (searched under {root})")
+            matching = [root / split / row["X_ray_image_name"]]  # decoding reports it as skipped
+        image = matching[0]
+        samples.append(Sample(image.relative_to(root).as_posix(), Source(image), _coronahack_class(row, place),
+                              split=split))
+    counts = Counter(s.label for s in samples)
+    min_size = int(settings.option("min_class_size", 0))
+    dropped = sorted(c for c, n in counts.items() if n < min_size)
+    if dropped:
+        log.info("CoronaHack: dropping classes below data.min_class_size=%d: %s", min_size,
+                 {c: counts[c] for c in dropped})
+        samples = [s for s in samples if s.label not in dropped]
+    present = {s.label for s in samples}
+    classes = [c for c in _CORONAHACK_ORDER if c in present] + sorted(present - set(_CORONAHACK_ORDER))
+    return Listing(samples, classes, [])

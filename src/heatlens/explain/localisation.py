@@ -1,0 +1,63 @@
+"""Localisation of a heatmap against a binary mask (lung, lesion, tumour), as Quantus defines it.
+
+Per image, for heatmap a and mask s (both H x W; heatmaps of another size are resized bilinearly):
+  pointing_game            1 if any pixel with the maximum of a lies in s (ties count), else 0
+  relevance_mass_accuracy  sum(a inside s) / sum(a)                (meant for non-negative a)
+  relevance_rank_accuracy  |top-|s| pixels of a  within s| / |s|
+  top_k_intersection       |top-k pixels of a within s| / k, k = ceil(top_k * H * W)
+  top_k_iou                |top-k ∩ s| / |top-k ∪ s|
+  auc                      ROC AUC of a as a score for the pixels of s
+Scores are NaN for an empty mask (and AUC also for a mask covering the whole image), as in Quantus.
+Ranking ties are broken by pixel order (a stable sort), so results repeat.
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from heatlens.explain._common import to_numpy
+from heatlens.explain.errors import ExplainError
+
+SCORES = ("pointing_game", "relevance_mass_accuracy", "relevance_rank_accuracy", "top_k_intersection",
+          "top_k_iou", "auc")
+
+
+def localisation_scores(heatmaps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.ndarray,
+                        top_k: float = 0.1) -> dict[str, np.ndarray]:
+    """Every score above for a batch: heatmaps (B, h, w), masks (B, H, W) -> {name: (B,) float64}."""
+    if not 0 < top_k <= 1:
+        raise ExplainError(f"top_k is a fraction of the pixels in (0, 1], got {top_k}")
+    masks_np = to_numpy(masks)
+    if masks_np.ndim == 4 and masks_np.shape[1] == 1:
+        masks_np = masks_np[:, 0]
+    heat = torch.as_tensor(to_numpy(heatmaps), dtype=torch.float64)
+    if heat.ndim != 3 or masks_np.ndim != 3 or len(heat) != len(masks_np):
+        raise ExplainError(f"heatmaps must be (B, h, w) and masks (B, H, W) with the same B, got "
+                           f"{tuple(heat.shape)} and {masks_np.shape}")
+    if not np.isin(masks_np, (0, 1)).all():
+        raise ExplainError(f"masks must be binary (0/1), got values {np.unique(masks_np)[:5].tolist()}")
+    if tuple(heat.shape[1:]) != masks_np.shape[1:]:
+        heat = F.interpolate(heat[:, None], size=masks_np.shape[1:], mode="bilinear", align_corners=False)[:, 0]
+    a_all = heat.flatten(1).numpy()
+    s_all = masks_np.reshape(len(masks_np), -1).astype(bool)
+    out = {name: np.full(len(a_all), np.nan) for name in SCORES}
+    k = math.ceil(top_k * a_all.shape[1])
+    for i, (a, s) in enumerate(zip(a_all, s_all)):
+        inside = int(s.sum())
+        if inside == 0:
+            continue
+        order = np.argsort(-a, kind="stable")  # most relevant first
+        out["pointing_game"][i] = float(s[a == a.max()].any())
+        out["relevance_mass_accuracy"][i] = a[s].sum() / a.sum() if a.sum() != 0 else np.nan
+        out["relevance_rank_accuracy"][i] = s[order[:inside]].sum() / inside
+        top = np.zeros_like(s)
+        top[order[:k]] = True
+        hits = int((top & s).sum())
+        out["top_k_intersection"][i] = hits / k
+        out["top_k_iou"][i] = hits / int((top | s).sum())
+        if inside < len(s):
+            out["auc"][i] = roc_auc_score(s, a)
+    return out

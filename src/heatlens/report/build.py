@@ -1,0 +1,299 @@
+"""Build the comparison report's content (tables, paired tests, figures) from RunData; no I/O here."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+from heatlens.plots import compare as compare_plots
+from heatlens.report import metrics as M
+from heatlens.report.bootstrap import Interval, PairedResult, mean_interval, paired_bootstrap
+from heatlens.report.errors import CompareError
+from heatlens.report.runs import PERTURBATION_ORDERS, HeatmapSet, RunData
+
+PAIRED_METRICS = ("aopc_morf", "aopc_lerf", "aopc_random", "recall_macro", "f1_macro", "acc")
+MODEL_METRICS = {
+    "params": "model/params_total",
+    "trainable": "model/params_trainable",
+    "size_mb": "model/size_mb",
+    "depth": "model/depth",
+    "acc": "test/acc",
+    "recall_macro": "test/recall_macro",
+    "f1_macro": "test/f1_macro",
+}
+
+
+@dataclass
+class ReportOptions:
+    """Knobs of the report (mirrors conf/compare.yaml)."""
+
+    n_boot: int = 2000
+    confidence: float = 0.95
+    seed: int = 0
+    max_images: int = 6
+    heatmap_size: int = 32
+    paired_metrics: Sequence[str] = PAIRED_METRICS
+
+
+@dataclass
+class Report:
+    """Everything the writer turns into Markdown/HTML/PNG."""
+
+    title: str
+    summary: pd.DataFrame
+    pair: list[PairedResult] = field(default_factory=list)
+    correlations: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def split_fingerprint(run: RunData) -> str | None:
+    """The logged test-set hash, else sha256 of the sorted ids in the run's arrays, else None."""
+    if run.test_hash:
+        return run.test_hash
+    if run.arrays is not None:
+        return hashlib.sha256("\n".join(sorted(run.arrays.ids.tolist())).encode()).hexdigest()
+    return None
+
+
+def check_same_test_set(run_a: RunData, run_b: RunData) -> None:
+    """Refuse to pair two runs unless both test-set hashes are known and equal."""
+    hash_a, hash_b = split_fingerprint(run_a), split_fingerprint(run_b)
+    if hash_a is None or hash_b is None:
+        missing = run_a.label if hash_a is None else run_b.label
+        raise CompareError(f"cannot pair runs: run {missing} has no test-set hash and no explain arrays")
+    if hash_a != hash_b:
+        raise CompareError(
+            f"cannot pair runs {run_a.label} and {run_b.label}: their test sets differ "
+            f"(test-set hash {hash_a[:12]} vs {hash_b[:12]}); pair only runs evaluated on the same test split"
+        )
+
+
+def summary_table(runs: Sequence[RunData], options: ReportOptions) -> pd.DataFrame:
+    """One row per run: model size, accuracy, recalls, AOPC with bootstrap CIs, localisation, k-NN."""
+    class_names = sorted({c for run in runs for c in run.class_names})
+    loc_keys = sorted({k for run in runs for k in run.metrics if k.startswith("xai/loc/")})
+    rows = []
+    for run in runs:
+        row: dict[str, object] = {"run": run.label, "run_id": run.run_id, "backbone": run.backbone}
+        row["test_set"] = (split_fingerprint(run) or "?")[:12]
+        row.update({column: run.metrics.get(key, np.nan) for column, key in MODEL_METRICS.items()})
+        row.update({f"recall/{c}": run.metrics.get(f"test/recall/{c}", np.nan) for c in class_names})
+        for order in PERTURBATION_ORDERS:
+            row.update(_aopc_columns(run, order, options))
+        row.update({k.removeprefix("xai/"): run.metrics[k] if k in run.metrics else np.nan for k in loc_keys})
+        for key in ("xai/knn_acc_raw", "xai/knn_acc_embedding"):
+            row[key.removeprefix("xai/")] = run.metrics.get(key, np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _aopc_columns(run: RunData, order: str, options: ReportOptions) -> dict[str, float]:
+    name = f"aopc_{order}"
+    per_image = run.aopc_values(order)
+    if per_image is None:
+        return {name: run.metrics.get(f"xai/{name}", np.nan), f"{name}_low": np.nan, f"{name}_high": np.nan}
+    interval = mean_interval(per_image[1], options.n_boot, options.confidence, options.seed)
+    return {name: interval.estimate, f"{name}_low": interval.low, f"{name}_high": interval.high}
+
+
+def _matched_predictions(run_a: RunData, run_b: RunData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    arrays_a, arrays_b = run_a.require_arrays("paired recall/F1"), run_b.require_arrays("paired recall/F1")
+    if arrays_a.labels is None or arrays_a.preds is None or arrays_b.labels is None or arrays_b.preds is None:
+        raise CompareError(f"runs {run_a.label} / {run_b.label} stored no labels/predictions in explain/*.npz")
+    common = np.intersect1d(arrays_a.ids, arrays_b.ids)
+    rows_a, rows_b = arrays_a.rows_for(common), arrays_b.rows_for(common)
+    labels_a, labels_b = arrays_a.labels[rows_a], arrays_b.labels[rows_b]
+    if not np.array_equal(labels_a, labels_b):
+        raise CompareError(f"runs {run_a.label} and {run_b.label} disagree on the labels of the same sample ids")
+    return labels_a, arrays_a.preds[rows_a], labels_b, arrays_b.preds[rows_b]
+
+
+def _matched_aopc(run_a: RunData, run_b: RunData, order: str) -> tuple[np.ndarray, np.ndarray]:
+    values_a, values_b = run_a.aopc_values(order), run_b.aopc_values(order)
+    if values_a is None or values_b is None:
+        missing = run_a.label if values_a is None else run_b.label
+        raise CompareError(f"run {missing} stored no {order} perturbation curves in explain/*.npz")
+    # Curves may cover only correctly classified images: pair the images both runs explained.
+    common = np.intersect1d(values_a[0], values_b[0])
+    if len(common) == 0:
+        raise CompareError(f"runs {run_a.label} and {run_b.label} share no image with {order} curves")
+    index_a = {i: row for row, i in enumerate(values_a[0].tolist())}
+    index_b = {i: row for row, i in enumerate(values_b[0].tolist())}
+    return (
+        values_a[1][[index_a[i] for i in common.tolist()]],
+        values_b[1][[index_b[i] for i in common.tolist()]],
+    )
+
+
+def paired_comparison(
+    run_a: RunData, run_b: RunData, options: ReportOptions, notes: list[str] | None = None
+) -> list[PairedResult]:
+    """Paired bootstrap A - B for each metric in options.paired_metrics.
+
+    With `notes` given, a metric the runs lack data for (e.g. AOPC of runs trained with
+    explain=none) is skipped and explained there; without, it raises. Different test sets always raise.
+    """
+    check_same_test_set(run_a, run_b)
+    statistics = {"recall_macro": M.macro_recall, "f1_macro": M.macro_f1, "acc": M.accuracy}
+    results = []
+    for metric in options.paired_metrics:
+        if not metric.startswith("aopc_") and metric not in statistics:
+            raise CompareError(f"unknown paired metric {metric!r}; choose from {', '.join(PAIRED_METRICS)}")
+        kwargs = dict(metric=metric, run_a=run_a.label, run_b=run_b.label, n_boot=options.n_boot,
+                      confidence=options.confidence, seed=options.seed)
+        try:
+            if metric.startswith("aopc_"):
+                values_a, values_b = _matched_aopc(run_a, run_b, metric.removeprefix("aopc_"))
+                results.append(paired_bootstrap(M.mean_value, [values_a], [values_b], **kwargs))
+            else:
+                labels_a, preds_a, labels_b, preds_b = _matched_predictions(run_a, run_b)
+                results.append(paired_bootstrap(statistics[metric], [labels_a, preds_a], [labels_b, preds_b], **kwargs))
+        except CompareError as error:
+            if notes is None:
+                raise
+            notes.append(f"paired {metric} skipped: {error}")
+    return results
+
+
+def _heatmaps_of(run: RunData) -> HeatmapSet:
+    heatmaps = run.require_arrays("heatmaps").heatmaps
+    if heatmaps is None:
+        raise CompareError(f"run {run.label} stored no heatmaps in explain/*.npz")
+    return heatmaps
+
+
+def _class_maps(heatmaps: HeatmapSet, rows: np.ndarray, class_index: int | None, size: int) -> torch.Tensor:
+    """Raw maps of `rows` (for `class_index` when all classes are stored) upsampled to size x size."""
+    selected = heatmaps.maps[rows]
+    if selected.ndim == 4:
+        selected = selected[:, class_index] if class_index is not None else selected.mean(axis=1)
+    tensor = torch.as_tensor(np.asarray(selected, dtype=np.float32)).unsqueeze(1)
+    return F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False).squeeze(1)
+
+
+def heatmap_correlations(runs: Sequence[RunData], options: ReportOptions) -> dict[str, pd.DataFrame]:
+    """Per class: Pearson correlation between runs' average (true-class) heatmaps, at a common size."""
+    class_names = runs[0].class_names
+    tables = {}
+    for class_index, class_name in enumerate(class_names):
+        averages = []
+        for run in runs:
+            heatmaps = _heatmaps_of(run)
+            rows = np.flatnonzero(heatmaps.labels == class_index)
+            if len(rows) == 0:
+                break
+            averages.append(_class_maps(heatmaps, rows, class_index, options.heatmap_size).mean(dim=0).flatten())
+        else:
+            matrix = np.corrcoef(torch.stack(averages).numpy())
+            tables[class_name] = pd.DataFrame(matrix, index=[r.label for r in runs], columns=[r.label for r in runs])
+    return tables
+
+
+def _example_ids(runs: Sequence[RunData], max_images: int) -> np.ndarray:
+    """Up to max_images ids every run explained, taking classes in turn so each class appears."""
+    common = _heatmaps_of(runs[0]).ids
+    for run in runs[1:]:
+        common = np.intersect1d(common, _heatmaps_of(run).ids)
+    common = np.sort(common)
+    first = _heatmaps_of(runs[0])
+    labels = first.labels[first.rows_for(common)]
+    by_class = [list(common[labels == c]) for c in np.unique(labels)]
+    chosen: list[str] = []
+    while len(chosen) < max_images and any(by_class):
+        for queue in by_class:
+            if queue and len(chosen) < max_images:
+                chosen.append(queue.pop(0))
+    return np.array(chosen, dtype=str)
+
+
+def side_by_side(runs: Sequence[RunData], options: ReportOptions) -> Figure:
+    """The same test images explained by every run (true-class Grad-CAM, ReLU, max-scaled per image)."""
+    ids = _example_ids(runs, options.max_images)
+    if len(ids) == 0:
+        raise CompareError("the runs share no explained test image")
+    class_names = runs[0].class_names
+    grids, cell_titles = [], []
+    for run in runs:
+        heatmaps = _heatmaps_of(run)
+        rows = heatmaps.rows_for(ids)
+        labels = heatmaps.labels[rows]
+        maps = torch.cat([_class_maps(heatmaps, rows[i : i + 1], int(labels[i]), options.heatmap_size)
+                          for i in range(len(rows))]).clamp_min(0)
+        peak = maps.flatten(1).amax(dim=1).clamp_min(1e-12)
+        grids.append((maps / peak[:, None, None]).numpy())
+        preds = heatmaps.preds[rows] if heatmaps.preds is not None else [None] * len(rows)
+        cell_titles.append([f"pred {class_names[p]}" if p is not None else "" for p in preds])
+    first = _heatmaps_of(runs[0])
+    labels = first.labels[first.rows_for(ids)]
+    image_titles = [f"{i}\n{class_names[y]}" for i, y in zip(ids, labels)]
+    return compare_plots.side_by_side_figure(np.stack(grids), [r.label for r in runs], image_titles, cell_titles)
+
+
+def mean_curves(runs: Sequence[RunData]) -> dict[str, dict[str, np.ndarray]]:
+    """order -> run label -> mean perturbation curve over the images the run explained."""
+    curves: dict[str, dict[str, np.ndarray]] = {}
+    for run in runs:
+        if run.arrays is None:
+            continue
+        for order, values in run.arrays.curves.items():
+            curves.setdefault(order, {})[run.label] = values.mean(axis=0)
+    return curves
+
+
+def _largest_test_set_group(runs: Sequence[RunData]) -> tuple[list[RunData], list[str]]:
+    fingerprints = [split_fingerprint(r) for r in runs]
+    counts = Counter(f for f in fingerprints if f is not None)
+    if not counts:
+        return [], ["no run stored explanation arrays: image-level sections skipped"]
+    chosen = counts.most_common(1)[0][0]
+    group = [r for r, f in zip(runs, fingerprints) if f == chosen and r.arrays is not None and r.arrays.heatmaps is not None]
+    left_out = [r.label for r, f in zip(runs, fingerprints) if r not in group]
+    notes = [f"left out of the image-level sections (other test set or no heatmaps): {', '.join(left_out)}"] if left_out else []
+    return group, notes
+
+
+def build_report(
+    runs: Sequence[RunData], options: ReportOptions, pair: tuple[RunData, RunData] | None = None, title: str = "Run comparison"
+) -> Report:
+    """Tables, figures and (optionally) the paired bootstrap of `pair` = (A, B)."""
+    if not runs:
+        raise CompareError("no run to compare (check the experiment name / run ids and their status)")
+    report = Report(title=title, summary=summary_table(runs, options))
+    if pair is not None:
+        report.pair = paired_comparison(pair[0], pair[1], options, notes=report.notes)
+    aopc_columns = [f"aopc_{o}" for o in PERTURBATION_ORDERS if report.summary[f"aopc_{o}"].notna().any()]
+    if aopc_columns:
+        report.figures["aopc_intervals"] = compare_plots.interval_figure(report.summary, aopc_columns)
+    curves = mean_curves(runs)
+    if curves:
+        report.figures["perturbation_curves"] = compare_plots.perturbation_curves_figure(curves)
+    group, notes = _largest_test_set_group(runs)
+    report.notes.extend(notes)
+    if group:
+        report.figures["side_by_side"] = side_by_side(group, options)
+        report.correlations = heatmap_correlations(group, options)
+        if report.correlations:
+            report.figures["heatmap_correlation"] = compare_plots.correlation_figure(report.correlations)
+    return report
+
+
+__all__ = [
+    "Interval",
+    "Report",
+    "ReportOptions",
+    "build_report",
+    "check_same_test_set",
+    "heatmap_correlations",
+    "paired_comparison",
+    "summary_table",
+    "split_fingerprint",
+]

@@ -1,0 +1,101 @@
+"""After the test pass: reports, figures and operating points of the selected checkpoint."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from collections.abc import Sequence
+
+import numpy as np
+
+from heatlens.models.evaluation import classification_report, confusion_matrix, operating_point, roc_curves
+from heatlens.plots.training import confusion_matrix_figure, recall_history_figure, roc_figure
+from heatlens.tracking.run import RunHandle
+
+
+def slug(name: str) -> str:
+    """A class name usable in file names: "Viral Pneumonia" -> "Viral_Pneumonia"."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def log_test_reports(
+    run: RunHandle,
+    class_names: Sequence[str],
+    healthy_class: str | None,
+    test: dict[str, np.ndarray],
+    val: dict[str, np.ndarray],
+    test_ids: Sequence[str],
+    test_hash: str | None,
+    selected_epoch: int | None,
+) -> None:
+    """Log everything issue 3 §5 asks of a finished run, from test/val `probs`, `labels`, `index`."""
+    class_names = list(class_names)
+    text, report = classification_report(test["labels"], test["probs"], class_names)
+    run.log_text(text, "reports/classification_report.txt")
+    run.log_dict(report, "reports/classification_report.json")
+
+    counts = confusion_matrix(test["labels"], test["probs"], len(class_names))
+    run.log_dict({"class_names": class_names, "counts": counts.tolist()}, "reports/confusion_matrix.json")
+    run.log_figure(confusion_matrix_figure(counts, class_names, "Test confusion matrix"), "figures/confusion_matrix.png")
+
+    curves = roc_curves(test["labels"], test["probs"], class_names)
+    run.log_dict({name: c["auc"] for name, c in curves.items()}, "reports/roc_auc.json")
+    run.log_figure(roc_figure(curves), "figures/roc.png")
+
+    run.log_figure(recall_history_figure(_recall_history(run, class_names), selected_epoch), "figures/val_recall_history.png")
+
+    _log_operating_points(run, class_names, healthy_class, test, val)
+
+    ids = np.asarray(test_ids)[test["index"]]
+    run.log_dict({"hash": test_hash, "count": len(test_ids), "ids": list(map(str, test_ids))}, "reports/test_set.json")
+    if test_hash:
+        run.set_tags({"test_hash": test_hash})
+    run.log_arrays("reports/test_predictions.npz", ids=ids, labels=test["labels"], probs=test["probs"],
+                   class_names=np.asarray(class_names))
+
+
+def _recall_history(run: RunHandle, class_names: list[str]) -> dict[str, list[tuple[int, float]]]:
+    # Lightning logs `epoch` at the same step as each validation metric: plot against epochs.
+    epoch_at_step = dict(run.metric_history("epoch"))
+    keys = {name: f"val/recall/{name}" for name in class_names} | {"disease mean": "val/recall_disease_mean"}
+    return {
+        label: [(int(epoch_at_step.get(step, step)), value) for step, value in run.metric_history(key)]
+        for label, key in keys.items()
+    }
+
+
+def _log_operating_points(
+    run: RunHandle, class_names: list[str], healthy_class: str | None,
+    test: dict[str, np.ndarray], val: dict[str, np.ndarray],
+) -> None:
+    points, values = [], {}
+    for k, name in enumerate(class_names):
+        if name == healthy_class:
+            continue
+        point = operating_point(k, name, val, test)
+        if point is None:
+            continue
+        points.append(point.to_dict())
+        values |= {
+            f"val/op_threshold/{name}": point.threshold,
+            f"test/op_sensitivity/{name}": point.test_sensitivity,
+            f"test/op_specificity/{name}": point.test_specificity,
+        }
+        title = f"{name}: p >= {point.threshold:.3g} (no missed {name} on val)"
+        figure = confusion_matrix_figure(np.array(point.test_confusion), [f"not {name}", name], title)
+        run.log_figure(figure, f"figures/operating_points/{slug(name)}.png")
+    run.log_dict(points, "reports/operating_points.json")
+    run.log_metrics(values)
+
+
+def log_checkpoints(run: RunHandle, files: dict[str, str], scores: dict[str, float | None], selection_metric: str) -> None:
+    """Upload every checkpoint to `checkpoints/` with an index naming the one selected for testing."""
+    index = {
+        monitor: {"file": f"checkpoints/{Path(path).name}", "score": scores.get(monitor)}
+        for monitor, path in files.items()
+    }
+    for path in files.values():
+        run.log_artifact(path, "checkpoints")
+    run.log_dict({"selection_metric": selection_metric, "checkpoints": index}, "checkpoints/index.json")
+    if selection_metric in index:
+        run.set_tags({"selected_checkpoint": index[selection_metric]["file"]})

@@ -1,0 +1,84 @@
+"""The compare entry point against runs made directly in a tmp sqlite MLflow store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from fake_runs import CLASSES, log_fake_run, make_fake_run
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from heatlens.cli.compare import compare
+from heatlens.paths import CONFIG_DIR, PROJECT_ROOT
+from heatlens.tracking.query import REPORT_KIND, REPORT_TAG, load_runs
+
+
+def compare_config(out_dir, **overrides):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("compare", overrides=[f"{k}={v}" for k, v in overrides.items()])
+    with open_dict(cfg):
+        cfg.out_dir = str(out_dir)  # ${hydra:runtime.output_dir} exists only inside a Hydra run
+    return cfg
+
+
+@pytest.fixture
+def two_runs(mlflow_store):
+    client, experiment_id, experiment, uri = mlflow_store
+    ids = [log_fake_run(client, experiment_id, name, make_fake_run(seed), backbone)
+           for name, seed, backbone in (("cnn", 0, "simple_cnn"), ("resnet", 1, "resnet50"))]
+    return client, experiment_id, experiment, uri, ids
+
+
+def test_report_numbers_match_what_mlflow_holds(two_runs, tmp_path):
+    client, experiment_id, experiment, uri, run_ids = two_runs
+    out = compare(compare_config(tmp_path / "report", experiment_name=experiment, pair="[cnn,resnet]", **{"bootstrap.n": 300}))
+    table = pd.read_csv(out / "tables" / "runs.csv")
+    assert list(table["run_id"]) == run_ids
+    for _, row in table.iterrows():
+        logged = client.get_run(row["run_id"]).data.metrics
+        assert row["acc"] == pytest.approx(logged["test/acc"])
+        assert row["f1_macro"] == pytest.approx(logged["test/f1_macro"])
+        for class_name in CLASSES:
+            assert row[f"recall/{class_name}"] == pytest.approx(logged[f"test/recall/{class_name}"])
+        for order in ("morf", "lerf", "random"):
+            assert row[f"aopc_{order}"] == pytest.approx(logged[f"xai/aopc_{order}"], rel=1e-6)
+    assert set(table["backbone"]) == {"simple_cnn", "resnet50"}
+    paired = pd.read_csv(out / "tables" / "paired_bootstrap.csv").set_index("metric")
+    cnn, resnet = (client.get_run(i).data.metrics for i in run_ids)
+    assert paired.loc["recall_macro", "A - B"] == pytest.approx(cnn["test/recall_macro"] - resnet["test/recall_macro"])
+    # The report is its own MLflow run, tagged so that the next comparison does not list it as a model.
+    report_runs = client.search_runs([experiment_id], filter_string=f"tags.`{REPORT_TAG}` = '{REPORT_KIND}'")
+    assert len(report_runs) == 1
+    artifacts = {a.path for a in client.list_artifacts(report_runs[0].info.run_id, "report")}
+    assert {"report/report.md", "report/report.html", "report/figures"} <= artifacts
+    assert [r.run_id for r in load_runs(experiment, tracking_uri=uri)] == run_ids
+
+
+def test_runs_with_other_test_sets_are_refused(mlflow_store, tmp_path):
+    client, experiment_id, experiment, _ = mlflow_store
+    first = make_fake_run(0)
+    other = make_fake_run(1)
+    other.ids = np.char.add(other.ids, "_other")
+    log_fake_run(client, experiment_id, "a", first)
+    log_fake_run(client, experiment_id, "b", other)
+    from heatlens.report import CompareError
+
+    with pytest.raises(CompareError, match="test sets differ"):
+        compare(compare_config(tmp_path / "r", experiment_name=experiment, pair="[a,b]", log_to_mlflow=False))
+
+
+def test_cli_reports_bad_input_in_one_line(mlflow_store, tmp_path):
+    *_, uri = mlflow_store
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    result = subprocess.run(
+        [sys.executable, "-m", "heatlens.cli.compare", "experiment_name=nope", f"hydra.run.dir={tmp_path / 'h'}"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "experiment 'nope' not found" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,124 @@
+"""Report building on RunData made in memory: tables, pairing rules, heatmap correlation, writing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fake_runs import CLASSES, make_fake_run, reference_metrics, ids_hash
+
+from heatlens.report import CompareError, ExplainArrays, HeatmapSet, ReportOptions, RunData, build_report, paired_comparison
+from heatlens.report.build import heatmap_correlations, summary_table
+from heatlens.report.runs import select_run
+from heatlens.report.writer import write_report
+
+OPTIONS = ReportOptions(n_boot=300, max_images=4, heatmap_size=16)
+
+
+def run_data(name: str, seed: int, **changes) -> RunData:
+    fake = make_fake_run(seed)
+    for key, value in changes.items():
+        setattr(fake, key, value)
+    arrays = ExplainArrays(
+        ids=fake.ids, labels=fake.labels, preds=fake.preds, heatmaps=HeatmapSet(fake.ids, fake.maps, fake.labels, fake.preds),
+        curves=fake.curves, curve_ids={o: fake.ids for o in fake.curves}, class_names=CLASSES,
+    )
+    return RunData(f"{name}-id-0123456789", name, metrics=reference_metrics(fake), test_hash=ids_hash(fake.ids), arrays=arrays)
+
+
+def test_summary_row_holds_logged_metrics_and_aopc_from_curves():
+    run = run_data("a", 0)
+    row = summary_table([run], OPTIONS).iloc[0]
+    assert row["acc"] == run.metrics["test/acc"]
+    assert row["recall/Viral Pneumonia"] == run.metrics["test/recall/Viral Pneumonia"]
+    assert row["loc/lesion/pointing_game"] == 0.75
+    for order in ("morf", "lerf", "random"):
+        # Recomputed from the stored curves, it equals the logged metric and sits inside its interval.
+        assert row[f"aopc_{order}"] == pytest.approx(run.metrics[f"xai/aopc_{order}"])
+        assert row[f"aopc_{order}_low"] < row[f"aopc_{order}"] < row[f"aopc_{order}_high"]
+    assert row["aopc_morf"] > row["aopc_random"] > row["aopc_lerf"]
+
+
+def test_pairing_a_run_with_itself_gives_zero_differences():
+    run = run_data("a", 0)
+    twin = run_data("b", 0)
+    results = paired_comparison(run, twin, OPTIONS)
+    assert {r.metric for r in results} == set(OPTIONS.paired_metrics)
+    for result in results:
+        assert result.difference.estimate == 0.0
+        assert result.p_value == 1.0
+
+
+def test_planted_aopc_shift_is_recovered_between_runs():
+    base = run_data("a", 0)
+    curves = {o: c.copy() for o, c in base.arrays.curves.items()}
+    curves["morf"][:, 1:] -= 0.2  # every perturbed score drops 0.2 more: AOPC rises by 0.2 * L / (L + 1)
+    shifted = run_data("b", 0, curves=curves)
+    steps = curves["morf"].shape[1]
+    planted = 0.2 * (steps - 1) / steps
+    result = {r.metric: r for r in paired_comparison(shifted, base, OPTIONS)}["aopc_morf"]
+    assert result.difference.estimate == pytest.approx(planted)
+    assert result.difference.low <= planted + 1e-9 and planted - 1e-9 <= result.difference.high
+    assert result.p_value < 0.01
+
+
+def test_runs_on_different_test_sets_are_refused():
+    a = run_data("a", 0)
+    b = run_data("b", 1)
+    b.test_hash = "f" * 64
+    with pytest.raises(CompareError, match="test sets differ") as error:
+        paired_comparison(a, b, OPTIONS)
+    assert a.test_hash[:12] in str(error.value) and "ffffffffffff" in str(error.value)
+
+
+def test_heatmap_correlation_known_answers():
+    a = run_data("a", 0)
+    maps = a.arrays.heatmaps.maps
+    scaled = run_data("scaled", 0, maps=3.0 * maps + 1.0)
+    flipped = run_data("flipped", 0, maps=-maps)
+    # Same maps stored at twice the feature resolution (nearest-neighbour copy): still strongly correlated.
+    finer = run_data("finer", 0, maps=maps.repeat(2, axis=2).repeat(2, axis=3))
+    tables = heatmap_correlations([a, scaled, flipped, finer], OPTIONS)
+    assert list(tables) == CLASSES
+    for table in tables.values():
+        assert table.iloc[0, 1] == pytest.approx(1.0, abs=1e-5)
+        assert table.iloc[0, 2] == pytest.approx(-1.0, abs=1e-5)
+        assert table.iloc[0, 3] > 0.9
+
+
+def test_select_run_by_name_prefix_and_clear_error():
+    runs = [run_data("alpha", 0), run_data("beta", 0)]
+    assert select_run(runs, "beta").name == "beta"
+    assert select_run(runs, "alpha-id-01").name == "alpha"
+    with pytest.raises(CompareError, match="'gamma' matches no run"):
+        select_run(runs, "gamma")
+
+
+def test_written_report_has_tables_figures_and_pair(tmp_path):
+    runs = [run_data("a", 0), run_data("b", 0, preds=np.zeros(40, dtype=np.int64)), run_data("c", 2)]
+    report = build_report(runs, OPTIONS, pair=(runs[0], runs[1]))
+    out = write_report(report, tmp_path / "report")
+    markdown = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    for name in ("aopc_intervals", "perturbation_curves", "side_by_side", "heatmap_correlation"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+        assert f"figures/{name}.png" in markdown and f"figures/{name}.png" in html
+    assert "Paired bootstrap" in markdown and "recall_macro" in html
+    assert "Viral Pneumonia" in markdown
+    side = report.figures["side_by_side"]
+    assert len(side.axes) == 3 * OPTIONS.max_images
+    # Round-robin over classes: the first four examples cover all four classes.
+    titles = [ax.get_title() for ax in side.axes[: OPTIONS.max_images]]
+    assert {t.split("\n")[1] for t in titles} == set(CLASSES)
+
+
+def test_unscored_images_are_left_out_of_aopc_pairs():
+    """NaN curve rows (images a run did not score, e.g. misclassified) drop out; pairs use images both scored."""
+    base = run_data("a", 0)
+    curves = {o: c.copy() for o, c in base.arrays.curves.items()}
+    curves["morf"][:10] = np.nan
+    partial = run_data("b", 0, curves=curves)
+    row = summary_table([partial], OPTIONS).iloc[0]
+    assert row["aopc_morf"] == pytest.approx(np.mean((curves["morf"][10:, :1] - curves["morf"][10:]).mean(axis=1)))
+    result = {r.metric: r for r in paired_comparison(partial, base, OPTIONS)}["aopc_morf"]
+    assert result.n_images == 30
+    assert result.difference.estimate == pytest.approx(0.0)
