@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 from fake_runs import CLASSES, make_fake_run, reference_metrics, ids_hash
 
-from heatlens.report import CompareError, ExplainArrays, HeatmapSet, ReportOptions, RunData, build_report, paired_comparison
+from heatlens.report import (
+    CompareError,
+    ExplainArrays,
+    HeatmapSet,
+    ReportOptions,
+    RunData,
+    build_report,
+    explain_arrays_from_npz,
+    paired_comparison,
+)
 from heatlens.report.build import heatmap_correlations, summary_table
 from heatlens.report.runs import select_run
 from heatlens.report.writer import write_report
@@ -122,3 +131,27 @@ def test_unscored_images_are_left_out_of_aopc_pairs():
     result = {r.metric: r for r in paired_comparison(partial, base, OPTIONS)}["aopc_morf"]
     assert result.n_images == 30
     assert result.difference.estimate == pytest.approx(0.0)
+
+
+def test_npz_files_are_merged_by_sample_id_not_position():
+    """Predictions for the whole test set, heatmaps for a shuffled subset: rows are matched by id."""
+    ids = np.array([f"img{i}" for i in range(6)])
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    probs = np.eye(3)[[0, 1, 1, 0, 2, 2]]
+    subset = np.array([4, 1, 3])
+    files = {
+        "test_predictions": {"ids": ids, "labels": labels, "probs": probs, "class_names": np.array(["a", "b", "c"])},
+        "gradcam": {"ids": ids[subset], "labels": labels[subset], "predictions": probs[subset].argmax(1),
+                    "heatmaps": np.arange(3 * 3 * 4, dtype=np.float16).reshape(3, 3, 2, 2)},
+        "aopc": {"ids": ids[::-1], "curves_morf": np.tile(np.arange(6.0)[::-1, None], (1, 3))},
+    }
+    arrays = explain_arrays_from_npz(files)
+    assert list(arrays.ids) == list(ids)
+    assert list(arrays.preds) == [0, 1, 1, 0, 2, 2]
+    assert arrays.class_names == ["a", "b", "c"]
+    assert list(arrays.heatmaps.ids) == ["img4", "img1", "img3"]
+    assert arrays.heatmaps.maps[arrays.heatmaps.rows_for(np.array(["img1"]))][0, 0, 0, 0] == 12
+    run = RunData("r" * 8, "r", arrays=arrays)
+    curve_ids, values = run.aopc_values("morf")
+    assert list(curve_ids) == list(ids[::-1])
+    assert np.all(values == 0)

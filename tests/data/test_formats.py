@@ -149,7 +149,8 @@ def test_csv_manifest_with_mask_group_and_split(tmp_path: Path):
     lines = ["path,label,mask,group,split"]
     for i in range(4):
         for c in ("x", "y"):
-            lines.append(f"{c}/img_{i:03d}.png,{c},{'m.png' if i == 0 else ''},p{i},{['train', 'train', 'val', 'test'][i]}")
+            split = ["train", "train", "val", "test"][i]
+            lines.append(f"{c}/img_{i:03d}.png,{c},{'m.png' if i == 0 else ''},p{i},{split}")
     (root / "labels.csv").write_text("\n".join(lines) + "\n")
     dm = build_datamodule(_config("csv", root, classes=["y", "x"], mask_kind="lesion"))
     dm.setup()

@@ -101,6 +101,9 @@ def test_per_class_accumulator():
     results = acc.results(0.9)
     assert [r.num_samples for r in results] == [21, 20, 19]
     np.testing.assert_allclose(results[1].mean, maps[labels == 1].mean(0))
+    joint = eigen.means_and_first_components_correlation(results)
+    assert joint.shape == (6, 6)
+    assert joint[1, 4] == pytest.approx(np.corrcoef(results[1].mean.ravel(), results[1].components[0].ravel())[0, 1])
 
 
 def test_correlations():

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from torch import nn
 
 import heatlens.cli.train  # noqa: F401  (registers the config's resolvers)
-from heatlens.models import BACKBONES, HeatlensNet, InputTooSmallError, build_model
+from heatlens.models import BACKBONES, HeatlensNet, InputTooSmallError, build_model, freeze
 from heatlens.paths import CONFIG_DIR
 
 # DESIGN.md's table, written out independently of the registry: (module name, module type).
@@ -28,6 +28,8 @@ EXPECTED_FEATURE_LAYER = {
 }
 TIMM_NAMES = {"resnet50v2": "resnetv2_50", "xception": "legacy_xception"}
 NUM_CLASSES = 3
+# vgg16 already checks VGG's own (102M-parameter) classifier: vgg19 trains a light head instead.
+HEAD_OVERRIDE = {"vgg19": "gap_linear"}
 
 
 def compose_train(*overrides: str):
@@ -50,7 +52,7 @@ def _timm_reference(name: str, net: HeatlensNet, in_chans: int) -> nn.Module:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_FEATURE_LAYER))
 def test_backbone_builds_runs_and_exposes_its_feature_layer(name: str) -> None:
-    cfg = compose_train(f"backbone={name}")
+    cfg = compose_train(f"backbone={name}", f"head={HEAD_OVERRIDE.get(name, 'timm')}")
     assert cfg.backbone.name == name and cfg.backbone.pretrained is False
     in_chans = 3 if name in ("vgg16", "resnet50", "efficientnet_b0", "inception_v3") else 1
     net = build_model(cfg.backbone, cfg.head, NUM_CLASSES, in_chans)
@@ -77,11 +79,21 @@ def test_backbone_builds_runs_and_exposes_its_feature_layer(name: str) -> None:
 
     net.eval()
     with torch.no_grad():
-        assert net.embed(images).ndim == 2
-        if name != "simple_cnn":
+        fmap = net.features(images)
+        embedding = net.embed(images)
+        assert embedding.ndim == 2 and len(embedding) == 2
+        if name != "simple_cnn" and cfg.head.name == "timm":
             # head=timm is exactly timm's own classifier on timm's own features.
             expected = _timm_reference(name, net, in_chans)(images)
-            torch.testing.assert_close(net(images), expected)
+            torch.testing.assert_close(net.head(fmap), expected)
+
+    # freeze=all_but_last_block leaves exactly the spec's last block (and the head) trainable.
+    freeze(net, "all_but_last_block")
+    trainable = {n for n, p in net.named_parameters() if p.requires_grad}
+    allowed = tuple(f"backbone.{block}." for block in net.spec.last_block) + ("head.",)
+    assert trainable and all(n.startswith(allowed) for n in trainable)
+    assert any(n.startswith("backbone.") for n in trainable)
+    assert any(not p.requires_grad for p in net.backbone.parameters())
 
 
 def test_inception_family_rejects_small_input_with_a_clear_error() -> None:

@@ -57,7 +57,8 @@ def _fingerprint(source: Source | None) -> list:
 def cache_key(samples: list[Sample], mask_kinds: list[str], size: int, channels: int) -> str:
     digest = hashlib.sha256(json.dumps([CACHE_VERSION, size, channels, mask_kinds]).encode())
     for sample in samples:
-        entry = [sample.id, *_fingerprint(sample.image), *(x for k in mask_kinds for x in _fingerprint(sample.masks.get(k)))]
+        masks = [part for kind in mask_kinds for part in _fingerprint(sample.masks.get(kind))]
+        entry = [sample.id, *_fingerprint(sample.image), *masks]
         digest.update(json.dumps(entry).encode())
     return digest.hexdigest()[:24]
 
@@ -94,6 +95,8 @@ def _build(folder: Path, samples: list[Sample], mask_kinds: list[str], size: int
                 for k, mask in enumerate(result[1]):
                     masks[row, k] = 0 if mask is None else mask
             kept.append(sample.id)
+    if not kept:
+        raise DataError(f"every image was bad, nothing left (first: {skipped[0]['file']}: {skipped[0]['error']})")
     images.flush()
     if masks is not None:
         masks.flush()
@@ -129,6 +132,4 @@ def ensure_cache(samples: list[Sample], mask_kinds: list[str], size: int, channe
     if meta["skipped"]:
         log.warning("Skipped %d bad image(s) (data.on_bad_image=skip): %s", len(meta["skipped"]),
                     "; ".join(f"{s['file']} ({s['error']})" for s in meta["skipped"]))
-    if not meta["ids"]:
-        raise DataError("every image was bad: nothing left to train on")
     return CacheInfo(folder, meta["ids"], meta["skipped"])

@@ -116,7 +116,8 @@ class HeatlensDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._datasets:
             return
-        self.healthy_class  # noqa: B018  (validates data.healthy_class early)
+        if self.healthy_class is not None:
+            log.info("Healthy class: %s", self.healthy_class)  # the property has validated it
         listing = self.listing()
         cache = self._cache()
         self.skipped = listing.skipped + cache.skipped

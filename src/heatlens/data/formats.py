@@ -20,7 +20,8 @@ def phantom_spec(settings: DataSettings) -> PhantomSpec:
     if isinstance(fractions, dict):
         unknown = set(fractions) - set(CLASS_NAMES)
         if unknown:
-            raise DataError(f"data.class_fractions: unknown class(es) {sorted(unknown)}; classes are {list(CLASS_NAMES)}")
+            raise DataError(f"data.class_fractions: unknown class(es) {sorted(unknown)}; "
+                            f"classes are {list(CLASS_NAMES)}")
         fractions = [fractions.get(name, 0.0) for name in CLASS_NAMES]
     return PhantomSpec(
         num_images=int(settings.option("num_images", 2000)),
@@ -35,6 +36,8 @@ def phantom_spec(settings: DataSettings) -> PhantomSpec:
 def phantom_root(settings: DataSettings) -> Path:
     spec = phantom_spec(settings)
     root = settings.root or cache_dir() / "phantom" / spec.key()
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()  # an empty folder given as data.root: generate into it
     ensure_phantom(spec, root)
     if not (root / "manifest.csv").is_file():
         raise DataError(f"data.root={root}: exists but holds no phantom dataset (no manifest.csv); "

@@ -127,9 +127,9 @@ def _covid(rng, x, y, lungs: list[_Lung], n: int, size: int) -> tuple[np.ndarray
 def _opacity(rng, x, y, lungs: list[_Lung], n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """One dense consolidation patch somewhere in one lung."""
     right = (rng.random(n) < 0.5)[:, None, None]
-    pick = lambda attr: np.where(right, getattr(lungs[1], attr), getattr(lungs[0], attr))  # noqa: E731
-    cx = pick("cx") + pick("rx") * _uniform(rng, -0.45, 0.45, n)
-    cy = pick("cy") + pick("ry") * _uniform(rng, -0.5, 0.35, n)
+    cx, cy, rx, ry = (np.where(right, getattr(lungs[1], a), getattr(lungs[0], a)) for a in ("cx", "cy", "rx", "ry"))
+    cx = cx + rx * _uniform(rng, -0.45, 0.45, n)
+    cy = cy + ry * _uniform(rng, -0.5, 0.35, n)
     blob = _blob(rng, x, y, cx, cy, _uniform(rng, 0.12, 0.18, n), 0.1, n, size)
     return blob * _uniform(rng, 0.26, 0.34, n), blob
 
@@ -170,8 +170,8 @@ def render_batch(rng: np.random.Generator, classes: np.ndarray, size: int, short
     for label, draw in ((COVID, _covid), (LUNG_OPACITY, _opacity)):
         chosen = classes == label
         if chosen.any():
-            lesion[chosen], envelope[chosen] = draw(rng, x[chosen], y[chosen], [_subset(lung, chosen) for lung in lungs],
-                                                    int(chosen.sum()), size)
+            chosen_lungs = [_subset(lung, chosen) for lung in lungs]
+            lesion[chosen], envelope[chosen] = draw(rng, x[chosen], y[chosen], chosen_lungs, int(chosen.sum()), size)
     chosen = classes == VIRAL_PNEUMONIA
     if chosen.any():
         lesion[chosen], envelope[chosen] = _reticular(rng, x[chosen], y[chosen], int(chosen.sum()), size)

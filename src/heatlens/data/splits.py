@@ -41,7 +41,8 @@ def _cut(order: np.ndarray, ratios: list[float]) -> list[np.ndarray]:
     return np.split(order, bounds)
 
 
-def _group_split(labels: np.ndarray, groups: np.ndarray, ratios: list[float], rng: np.random.Generator) -> list[np.ndarray]:
+def _group_split(labels: np.ndarray, groups: np.ndarray, ratios: list[float],
+                 rng: np.random.Generator) -> list[np.ndarray]:
     """Whole groups to splits, greedily filling the split whose per-class quota the group helps most
     (sklearn's StratifiedGroupKFold makes equal folds only, not arbitrary ratios)."""
     classes = np.unique(labels)

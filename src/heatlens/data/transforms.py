@@ -1,5 +1,6 @@
 """Albumentations pipelines: configured training augmentations, deterministic evaluation, normalisation."""
 
+import inspect
 from collections.abc import Mapping, Sequence
 
 import albumentations as A
@@ -28,6 +29,10 @@ def build_augmentations(augment: Mapping[str, Mapping | None] | None) -> list[A.
             raise DataError(f"data.augment.{name}: not an albumentations transform")
         if not isinstance(kwargs, Mapping):
             raise DataError(f"data.augment.{name}: expected a mapping of arguments, got {kwargs!r}")
+        accepted = set(inspect.signature(transform_class).parameters) - {"self", "args", "kwargs"}
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:  # albumentations only warns about these; a typo would silently change nothing
+            raise DataError(f"data.augment.{name}: invalid arguments {unknown}; accepted: {sorted(accepted)}")
         try:
             transforms.append(transform_class(**_tuples(dict(kwargs))))
         except (TypeError, ValueError) as error:  # pydantic's ValidationError is a ValueError

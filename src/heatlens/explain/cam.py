@@ -45,7 +45,7 @@ def gradcam_all_classes(model: nn.Module, images: torch.Tensor) -> CamOutput:
     check_images(images)
     with eval_mode(model), gradients_enabled():
         with torch.no_grad():
-            fmap = model.features(usable(images))
+            fmap = model.features(usable(images).to(model_device(model)))
         fmap = fmap.detach().requires_grad_(True)
         logits = model.head(fmap)
         if logits.ndim != 2:
@@ -136,10 +136,10 @@ def library_cam(method: str, model: nn.Module, images: torch.Tensor,
     try:
         with gradients_enabled(), torch.autocast(device.type, enabled=False):
             x = usable(images).detach().float().to(device).requires_grad_(True)
-            with methods[key](model=model, target_layers=[model.feature_layer]) as cam:
+            with methods[key](model=model, target_layers=[model.feature_layer]) as explainer:
                 if key == "scorecam":
-                    cam.batch_size = 32
-                result = cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in target_ids])
+                    explainer.batch_size = 32
+                result = explainer(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in target_ids])
     finally:
         for param, grad in zip(model.parameters(), saved_grads):
             param.grad = grad

@@ -144,6 +144,13 @@ def correlation_matrix(maps: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.corrcoef(x.reshape(len(x), -1))
 
 
+def means_and_first_components_correlation(results: list[EigenResult]) -> np.ndarray:
+    """(2C, 2C) Pearson matrix over [average of class 0..C-1, first component of class 0..C-1]."""
+    if not results or any(r is None or len(r.components) == 0 for r in results):
+        raise ExplainError("every class needs an EigenResult with at least one component")
+    return correlation_matrix(np.stack([r.mean for r in results] + [r.components[0] for r in results]))
+
+
 def correlate_sets(means_a: np.ndarray | torch.Tensor, means_b: np.ndarray | torch.Tensor) -> np.ndarray:
     """(C, C) Pearson correlation between the average heatmaps of two sets (two models or datasets).
 

@@ -141,7 +141,8 @@ def _timm_backbone(
             "backbone.pretrained=true (downloads from the Hugging Face hub; offline, set "
             "backbone.weights_file to a local .pth/.safetensors state dict)"
         )
-        raise ModelConfigError(f"{source}: could not load weights for {spec.timm_name}: {err}") from None
+        first_lines = "\n".join(str(err).splitlines()[:3])
+        raise ModelConfigError(f"{source}: could not load weights for {spec.timm_name}: {first_lines}") from None
     head_names = _head_module_names(model, spec)
     if weights_file:
         body_keys = {k for k in model.state_dict() if k.split(".")[0] not in head_names}

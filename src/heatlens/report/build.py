@@ -99,7 +99,7 @@ def summary_table(runs: Sequence[RunData], options: ReportOptions) -> pd.DataFra
 def _aopc_columns(run: RunData, order: str, options: ReportOptions) -> dict[str, float]:
     name = f"aopc_{order}"
     per_image = run.aopc_values(order)
-    if per_image is None:
+    if per_image is None or len(per_image[1]) == 0:
         return {name: run.metrics.get(f"xai/{name}", np.nan), f"{name}_low": np.nan, f"{name}_high": np.nan}
     interval = mean_interval(per_image[1], options.n_boot, options.confidence, options.seed)
     return {name: interval.estimate, f"{name}_low": interval.low, f"{name}_high": interval.high}

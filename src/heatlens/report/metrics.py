@@ -18,29 +18,33 @@ def _num_classes(labels: np.ndarray, preds: np.ndarray) -> int:
     return int(max(labels.max(initial=0), preds.max(initial=0))) + 1
 
 
+def _present(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
+    # Classes that occur as a label or a prediction: the macro average of sklearn and torchmetrics.
+    return np.bincount(np.concatenate([labels, preds]).astype(np.int64), minlength=num_classes) > 0
+
+
 def per_class_recall(labels: np.ndarray, preds: np.ndarray, num_classes: int | None = None) -> np.ndarray:
-    """Recall of each class; NaN for a class with no true sample."""
+    """Recall of each class; 0 for a class with no true sample."""
     num_classes = num_classes or _num_classes(labels, preds)
     counts = _confusion_counts(labels, preds, num_classes)
     support = counts.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(support > 0, np.diag(counts) / support, np.nan)
+    return np.divide(np.diag(counts), support, out=np.zeros(num_classes), where=support > 0)
 
 
 def macro_recall(labels: np.ndarray, preds: np.ndarray) -> float:
-    """Mean recall over the classes present among the labels."""
-    return float(np.nanmean(per_class_recall(labels, preds)))
+    """Mean recall over the classes occurring as label or prediction (as sklearn / torchmetrics)."""
+    num_classes = _num_classes(labels, preds)
+    return float(per_class_recall(labels, preds, num_classes)[_present(labels, preds, num_classes)].mean())
 
 
 def macro_f1(labels: np.ndarray, preds: np.ndarray) -> float:
-    """Mean F1 over the classes present among the labels (F1 = 0 where a class is never predicted right)."""
-    counts = _confusion_counts(labels, preds, _num_classes(labels, preds))
+    """Mean F1 over the classes occurring as label or prediction (F1 = 0 where no true positive)."""
+    num_classes = _num_classes(labels, preds)
+    counts = _confusion_counts(labels, preds, num_classes)
     true_pos = np.diag(counts).astype(np.float64)
-    support = counts.sum(axis=1)
-    predicted = counts.sum(axis=0)
-    denominator = support + predicted
+    denominator = counts.sum(axis=1) + counts.sum(axis=0)
     f1 = np.divide(2.0 * true_pos, denominator, out=np.zeros_like(true_pos), where=denominator > 0)
-    return float(f1[support > 0].mean())
+    return float(f1[_present(labels, preds, num_classes)].mean())
 
 
 def accuracy(labels: np.ndarray, preds: np.ndarray) -> float:

@@ -1,0 +1,124 @@
+"""`python -m heatlens.cli.explain run_id=<id> [explain.* trainer.* overrides]`: explain a logged run again.
+
+Loads the run's checkpoint (the selected one unless `checkpoint=`) and logged config from MLflow,
+rebuilds its test set, and runs the post-fit explanation callbacks through `trainer.test` into a
+child run (tag `mlflow.parentRunId`). AOPC settings change without retraining, and the same
+checkpoint explains with `trainer=cpu` and `trainer=ddp_cpu` for a parity check.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from heatlens.cli.ddp import ddp_job
+from heatlens.cli.train import USER_ERRORS, _instantiate_all, build_trainer
+from heatlens.data import build_datamodule
+from heatlens.models import HeatlensModule, normalization_for
+from heatlens.paths import CONFIG_DIR
+from heatlens.tracking import RunHandle, create_logger, git_commit, handle_for, log_run_config, record_failure
+from heatlens.tracking.setup import resolve_tracking_uri
+
+CONFIG_ARTIFACT = "config/config.yaml"
+
+
+class ReexplainError(ValueError):
+    """The run to re-explain cannot be used: the message names the run, artifact or key at fault."""
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="reexplain", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        with ddp_job():
+            reexplain(cfg)
+    except (ReexplainError, *USER_ERRORS) as error:
+        sys.exit(f"heatlens-explain: error: {error}")
+
+
+def reexplain(cfg: DictConfig) -> str | None:
+    """Explain run `cfg.run_id` again; returns the child run's id (None on ranks > 0)."""
+    tracking_uri = resolve_tracking_uri(cfg.logger.get("tracking_uri"))
+    parent = RunHandle(tracking_uri, str(cfg.run_id))
+    parent_run = _get_run(parent)
+    tags = parent_run.data.tags
+    checkpoint = cfg.checkpoint or tags.get("selected_checkpoint")
+    if not checkpoint:
+        raise ReexplainError(f"run_id={cfg.run_id} names no selected checkpoint (tag selected_checkpoint): "
+                             f"give checkpoint=checkpoints/<file>.ckpt")
+    with tempfile.TemporaryDirectory(prefix="heatlens-explain-") as tmp:
+        run_cfg = OmegaConf.load(_download(parent, CONFIG_ARTIFACT, tmp))
+        ckpt_path = _download(parent, checkpoint, tmp)
+        L.seed_everything(run_cfg.seed, workers=True)
+        data_cfg = OmegaConf.merge(run_cfg.data, cfg.data)
+        mean, std = normalization_for(run_cfg.backbone, data_cfg.channels)
+        datamodule = build_datamodule(data_cfg, mean=mean, std=std)
+        datamodule.prepare_data()
+        datamodule.setup("test")
+        module = HeatlensModule.load_from_checkpoint(ckpt_path, map_location="cpu")
+        if list(module.class_names) != list(datamodule.class_names):
+            raise ReexplainError(f"checkpoint {checkpoint} of run {cfg.run_id} has classes {module.class_names}, "
+                                 f"the rebuilt test set {datamodule.class_names}: check the data.* overrides")
+        experiment = parent.client.get_experiment(parent_run.info.experiment_id).name
+        logger = create_logger({"tracking_uri": tracking_uri, "experiment_name": experiment},
+                               f"{parent_run.info.run_name}-explain", _child_tags(cfg, tags, checkpoint))
+        child = handle_for(logger) if rank_zero_only.rank == 0 else None
+        try:
+            if child is not None:
+                _log_config(cfg, child)
+            callbacks = _instantiate_all(cfg.explain.get("callbacks"), "explain.callbacks")
+            trainer = build_trainer(cfg, callbacks, logger)
+            trainer.test(module, datamodule=datamodule)
+        except Exception as error:
+            if child is not None:
+                record_failure(child, error)
+            raise
+    if child is None:
+        return None
+    child.set_status("FINISHED")
+    print(f"\nExplained run {cfg.run_id} ({checkpoint}) into child run {child.run_id} in {tracking_uri}")
+    return child.run_id
+
+
+def _get_run(handle: RunHandle) -> Any:
+    # Only heatlens.tracking may import mlflow: any failure of the lookup means the id is unusable here.
+    try:
+        return handle.client.get_run(handle.run_id)
+    except Exception as error:  # noqa: BLE001
+        raise ReexplainError(f"run_id={handle.run_id} is not a run of {handle.tracking_uri}: {error}") from None
+
+
+def _download(handle: RunHandle, artifact: str, destination: str) -> str:
+    try:
+        return handle.client.download_artifacts(handle.run_id, artifact, destination)
+    except Exception as error:  # noqa: BLE001
+        raise ReexplainError(f"run {handle.run_id} has no artifact {artifact!r}: {error}") from None
+
+
+def _child_tags(cfg: DictConfig, parent_tags: dict[str, str], checkpoint: str) -> dict[str, str]:
+    inherited = {key: parent_tags[key] for key in ("backbone", "dataset", "test_hash") if key in parent_tags}
+    return {
+        **inherited,
+        "mlflow.parentRunId": str(cfg.run_id),
+        "explained_checkpoint": checkpoint,
+        "git_commit": git_commit(),
+        "sweep_id": "none",
+    }
+
+
+def _log_config(cfg: DictConfig, child: RunHandle) -> None:
+    overrides = OmegaConf.to_yaml(OmegaConf.create(list(HydraConfig.get().overrides.task)))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    log_run_config(child, config, OmegaConf.to_yaml(cfg, resolve=True), overrides, resumed=False)
+    child.set_tags({"output_dir": str(Path(HydraConfig.get().runtime.output_dir))})
+
+
+if __name__ == "__main__":
+    main()

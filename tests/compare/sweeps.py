@@ -1,0 +1,27 @@
+"""Run `python train.py` (single or multirun) on tiny phantom data into a given MLflow store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from heatlens.paths import PROJECT_ROOT
+
+# Small enough for seconds per job on 2 CPU cores, large enough that every class reaches the test split.
+TINY = ["data.num_images=96", "data.image_size=32", "trainer.max_epochs=1", "backbone.width=4", "explain.max_images=16"]
+
+
+def train(args: list[str], tracking_uri: str, out_dir: Path, timeout: int = 540) -> subprocess.CompletedProcess:
+    """`python train.py ARGS` with outputs under out_dir; raises with the log tail when it times out."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    dirs = [f"hydra.run.dir={out_dir / 'run'}", f"hydra.sweep.dir={out_dir / 'sweep'}"]
+    return subprocess.run(
+        [sys.executable, "train.py", *args, *dirs], cwd=PROJECT_ROOT, env=env,
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def tail(result: subprocess.CompletedProcess, chars: int = 4000) -> str:
+    return (result.stdout + result.stderr)[-chars:]

@@ -1,0 +1,162 @@
+"""`python train.py` end to end on a tiny phantom set; everything checked through MlflowClient."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from mlflow.artifacts import download_artifacts
+from mlflow.tracking import MlflowClient
+
+from heatlens.data import build_datamodule
+from heatlens.models import HeatlensModule, build_model, normalization_for
+from heatlens.paths import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+CLASSES = ["COVID", "Lung_Opacity", "Normal", "Viral Pneumonia"]
+TINY = [
+    "data.num_images=80", "data.image_size=32", "data.source_size=48", "data.batch_size=16",
+    "trainer.max_epochs=2", "explain=none", "callbacks=none",
+]
+
+
+def train(*overrides: str, experiment: str, python_path: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if python_path:
+        env["PYTHONPATH"] = str(python_path)
+    command = [sys.executable, str(PROJECT_ROOT / "train.py"), *TINY, f"logger.experiment_name={experiment}", *overrides]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
+def runs_of(experiment: str) -> list:
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    return client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+
+
+def artifact(run_id: str, path: str, tmp_path: Path) -> Path:
+    return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(tmp_path)))
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("first")
+    result = train(f"hydra.run.dir={out}", experiment="e2e")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = runs_of("e2e")
+    return run, out, result
+
+
+def test_run_records_params_tags_and_metrics(first_run) -> None:
+    run, out, result = first_run
+    assert run.info.status == "FINISHED" and run.info.run_name == "simple_cnn-phantom"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    tags = run.data.tags
+    assert tags["backbone"] == "simple_cnn" and tags["dataset"] == "phantom" and tags["sweep_id"] == "none"
+    assert tags["git_commit"] == (head.stdout.strip() if head.returncode == 0 else "unknown")
+    params = run.data.params
+    assert params["backbone.name"] == "simple_cnn" and params["trainer.max_epochs"] == "2"
+    assert params["data.num_images"] == "80" and params["optimizer.lr"] == "0.001"
+
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 2
+    for name in CLASSES:
+        assert len(client.get_metric_history(run.info.run_id, f"val/recall/{name}")) == 2
+        for metric in ("precision", "recall", "f1", "auroc"):
+            assert f"test/{metric}/{name}" in run.data.metrics
+    for key in ("val/loss", "val/acc", "val/recall_disease_mean", "test/acc", "test/f1_macro", "test/recall_macro"):
+        assert key in run.data.metrics
+    net = build_model({"name": "simple_cnn", "width": 16}, {"name": "timm"}, num_classes=4, in_chans=1)
+    assert run.data.metrics["model/params_total"] == sum(p.numel() for p in net.parameters())
+    assert run.data.metrics["model/params_trainable"] == run.data.metrics["model/params_total"]
+    assert run.data.metrics["model/depth"] == 5  # 4 convs + 1 linear
+    assert f"mlflow ui --backend-store-uri {os.environ['MLFLOW_TRACKING_URI']}" in result.stdout
+
+
+def test_run_artifacts_reports_and_checkpoints(first_run, tmp_path) -> None:
+    run, out, _ = first_run
+    run_id = run.info.run_id
+    config = yaml.safe_load(artifact(run_id, "config/config.yaml", tmp_path).read_text())
+    assert config["backbone"]["name"] == "simple_cnn" and config["data"]["num_images"] == 80
+    assert "trainer.max_epochs=2" in yaml.safe_load(artifact(run_id, "config/overrides.yaml", tmp_path).read_text())
+    for figure in ("confusion_matrix", "roc", "val_recall_history"):
+        assert artifact(run_id, f"figures/{figure}.png", tmp_path).read_bytes()[:4] == b"\x89PNG"
+    report = yaml.safe_load(artifact(run_id, "reports/classification_report.json", tmp_path).read_text())
+    test_set = yaml.safe_load(artifact(run_id, "reports/test_set.json", tmp_path).read_text())
+    assert run.data.tags["test_hash"] == test_set["hash"] and test_set["count"] == len(test_set["ids"])
+    assert report["macro avg"]["support"] == test_set["count"]
+
+    # The test metrics are those of the stored predictions...
+    predictions = np.load(artifact(run_id, "reports/test_predictions.npz", tmp_path))
+    accuracy = (predictions["probs"].argmax(1) == predictions["labels"]).mean()
+    assert run.data.metrics["test/acc"] == pytest.approx(accuracy)
+    assert sorted(predictions["ids"].tolist()) == sorted(test_set["ids"])
+
+    # ...and the predictions are those of the uploaded selected checkpoint.
+    expected = {f"best-recall-{c.replace(' ', '_')}.ckpt" for c in CLASSES} | {"best-recall_disease_mean.ckpt", "last.ckpt"}
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    uploaded = {Path(a.path).name for a in client.list_artifacts(run_id, "checkpoints")}
+    assert uploaded == expected | {"index.json"}
+    assert expected <= {p.name for p in (out / "checkpoints").iterdir()}
+    selected = run.data.tags["selected_checkpoint"]
+    assert selected == "checkpoints/best-recall_disease_mean.ckpt"
+    module = HeatlensModule.load_from_checkpoint(artifact(run_id, selected, tmp_path), map_location="cpu").eval()
+    mean, std = normalization_for(config["backbone"], 1)
+    datamodule = build_datamodule(config["data"], mean=mean, std=std)
+    datamodule.setup("test")
+    rows = {sample_id: row for row, sample_id in enumerate(datamodule.test_dataset.ids)}
+    images = torch.stack([datamodule.test_dataset[rows[i]]["image"] for i in predictions["ids"].tolist()])
+    with torch.no_grad():
+        probs = module.net(images).softmax(1).numpy()
+    np.testing.assert_allclose(probs, predictions["probs"], atol=1e-5)
+
+
+def test_resume_from_last_checkpoint_continues_the_same_run(first_run, tmp_path) -> None:
+    run, out, _ = first_run
+    result = train(f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}", "trainer.max_epochs=3",
+                   f"hydra.run.dir={tmp_path / 'resumed'}", experiment="e2e")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (resumed,) = runs_of("e2e")
+    assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    epochs = [m.value for m in client.get_metric_history(run.info.run_id, "epoch")]
+    assert sorted(set(epochs)) == [0, 1, 2]
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 3
+    assert resumed.data.params["trainer.max_epochs"] == "2"  # MLflow params never change...
+    resumed_config = yaml.safe_load(artifact(run.info.run_id, "config/resumed/1/config.yaml", tmp_path).read_text())
+    assert resumed_config["trainer"]["max_epochs"] == 3  # ...the resumed job's config is kept beside them
+
+
+def test_multirun_gives_one_run_per_job_and_a_failing_job_is_recorded(tmp_path) -> None:
+    """Job 0 crashes mid-fit (after its first checkpoints), job 1 completes: both runs share the sweep id."""
+    result = train(
+        "-m", "+callbacks.crash._target_=crash_callback.CrashAtEpoch", "+callbacks.crash.epoch=1,99",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", experiment="sweep", python_path=Path(__file__).parent,
+    )
+    assert result.returncode != 0  # the sweep reports its failed job
+    runs = {run.data.params["callbacks.crash.epoch"]: run for run in runs_of("sweep")}
+    assert set(runs) == {"1", "99"}
+    assert {run.data.tags["sweep_id"] for run in runs.values()} == {str(tmp_path / "sweep")}
+    assert runs["99"].info.status == "FINISHED"
+    failed = runs["1"]
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["error"] == "RuntimeError: planted crash at epoch 1"
+    assert "planted crash" in artifact(failed.info.run_id, "reports/error.txt", tmp_path).read_text()
+    assert (tmp_path / "sweep" / "0" / "checkpoints" / "last.ckpt").is_file()  # kept for a resume
+
+
+def test_user_error_fails_the_run_with_one_clear_line(tmp_path) -> None:
+    result = train("data.healthy_class=Healthy", f"hydra.run.dir={tmp_path}", experiment="bad")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("heatlens-train: error:") and "Healthy" in last_line
+    (run,) = runs_of("bad")
+    assert run.info.status == "FAILED" and "Healthy" in run.data.tags["error"]
+
