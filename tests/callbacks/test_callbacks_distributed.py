@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from process_group import run_in_group
+from callbacks_helpers import run_in_group
 from torch.utils.data import DataLoader, DistributedSampler
 
 from heatlens.callbacks.distributed import gather_by_index, owned_indices, sampler_indices

@@ -2,71 +2,36 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
+from callbacks_helpers import run_entry_point
+from mlflow.tracking import MlflowClient
 
-from heatlens.cli.ddp import _config_flags, _override_key, ddp_strategy, HydraJobDDPStrategy
-
-# A minimal Hydra + Lightning app: every rank of every job writes one line about itself.
-APP = textwrap.dedent(
-    """
-    import json, os
-    import hydra
-    import torch.distributed as dist
-    from lightning.pytorch import Trainer
-    from lightning.pytorch.demos.boring_classes import BoringModel
-    from heatlens.cli.ddp import ddp_job, ddp_strategy
-
-    @hydra.main(version_base=None, config_path=None, config_name=None)
-    def main(cfg):
-        with ddp_job():
-            trainer = Trainer(accelerator="cpu", devices=cfg.devices, strategy=ddp_strategy("ddp"),
-                              max_steps=1, limit_train_batches=1, limit_val_batches=0,
-                              logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                              enable_model_summary=False)
-            trainer.fit(BoringModel())
-            record = {"tag": cfg.tag, "rank": dist.get_rank(), "world": dist.get_world_size(),
-                      "port": os.environ["MASTER_PORT"], "pid": os.getpid()}
-            with open(cfg.record_file, "a") as handle:
-                handle.write(json.dumps(record) + "\\n")
-
-    if __name__ == "__main__":
-        main()
-    """
-)
+from heatlens.cli.ddp import HydraJobDDPStrategy, _config_flags, _override_key, ddp_strategy
 
 
 @pytest.mark.slow
-def test_multirun_jobs_with_different_device_counts_each_get_their_own_group(tmp_path: Path) -> None:
-    app = tmp_path / "app.py"
-    app.write_text(APP)
-    records = tmp_path / "records.jsonl"
+def test_train_multirun_with_ddp_jobs_of_different_device_counts(store: dict[str, str], tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
-    command = [sys.executable, str(app), "-m", "+devices=2,1,2", f"+record_file={records}",
-               "+tag=x", f"hydra.sweep.dir={sweep_dir}"]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    for name in ("MASTER_PORT", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK"):
-        env.pop(name, None)
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-    lines = [json.loads(line) for line in records.read_text().splitlines()]
-    # Children replaying the sweep would add records (and more jobs); here: 2 + 1 + 2 ranks.
-    assert len(lines) == 5
-    by_world = sorted((r["world"], r["rank"]) for r in lines)
-    assert by_world == [(1, 0), (2, 0), (2, 0), (2, 1), (2, 1)]
-    two_device_ports = {r["port"] for r in lines if r["world"] == 2}
-    assert len(two_device_ports) == 2, "the two 2-device jobs must not share a process group"
-    # One sweep folder with one sub-folder per job, and no multirun folder created by a child.
-    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1", "2"]
-    assert not (tmp_path / "multirun").exists()
-    assert not (tmp_path / "outputs").exists()
+    run_entry_point(["train.py", "-m", "trainer=ddp_cpu", "trainer.devices=2,1", "data.num_images=80",
+                     "data.image_size=32", "data.source_size=32", "trainer.max_epochs=1", "callbacks=none",
+                     "trainer.num_sanity_val_steps=0", "explain.max_images=12", "explain.aopc.region_size=16",
+                     "logger.experiment_name=multirun_ddp", f"hydra.sweep.dir={sweep_dir}"], store, timeout_s=500)
+    client = MlflowClient(store["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs(client.get_experiment_by_name("multirun_ddp").experiment_id)
+    # Exactly one MLflow run per job: no child rank created one, no child replayed the sweep.
+    assert sorted(r.data.params["trainer.devices"] for r in runs) == ["1", "2"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.tags["sweep_id"] for r in runs} == {str(sweep_dir.resolve())}
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1"]
+    for run in runs:
+        # The post-fit explanations ran in every job, on all 8 test images once (DDP repeats dropped).
+        assert "xai/aopc_morf" in run.data.metrics and "xai/loc/lesion/auc" in run.data.metrics
+        local = client.download_artifacts(run.info.run_id, "explain/gradcam.npz", str(tmp_path / run.info.run_id))
+        with np.load(local) as arrays:
+            assert len(arrays["ids"]) == len(set(arrays["ids"].tolist())) == 8
 
 
 def test_only_subprocess_ddp_names_are_replaced() -> None:

@@ -65,7 +65,11 @@ def reference_metrics(run: FakeRun) -> dict[str, float]:
 
 
 def log_fake_run(
-    client: MlflowClient, experiment_id: str, name: str, run: FakeRun, backbone: str = "simple_cnn",
+    client: MlflowClient,
+    experiment_id: str,
+    name: str,
+    run: FakeRun,
+    backbone: str = "simple_cnn",
     test_hash: str | None = None,
 ) -> str:
     """Create a finished MLflow run holding `run`'s metrics, tags, test-set hash and npz arrays."""
@@ -80,11 +84,18 @@ def log_fake_run(
         folder.mkdir()
         # Key names as the explanation callbacks write them (heatlens.callbacks.gradcam / aopc).
         np.savez_compressed(
-            folder / "gradcam.npz", ids=run.ids, labels=run.labels, predictions=run.preds,
-            heatmaps=run.maps.astype(np.float16), class_names=np.array(CLASSES),
+            folder / "gradcam.npz",
+            ids=run.ids,
+            labels=run.labels,
+            predictions=run.preds,
+            heatmaps=run.maps.astype(np.float16),
+            class_names=np.array(CLASSES),
         )
         np.savez_compressed(
-            folder / "aopc.npz", ids=run.ids, labels=run.labels, predictions=run.preds,
+            folder / "aopc.npz",
+            ids=run.ids,
+            labels=run.labels,
+            predictions=run.preds,
             **{f"curves_{o}": c for o, c in run.curves.items()},
         )
         client.log_artifacts(run_id, str(folder), "explain")

@@ -18,8 +18,12 @@ def train(args: list[str], tracking_uri: str, out_dir: Path, timeout: int = 540)
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     dirs = [f"hydra.run.dir={out_dir / 'run'}", f"hydra.sweep.dir={out_dir / 'sweep'}"]
     return subprocess.run(
-        [sys.executable, "train.py", *args, *dirs], cwd=PROJECT_ROOT, env=env,
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "train.py", *args, *dirs],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -71,7 +71,9 @@ def test_statistics_match_sklearn():
         preds = np.where(rng.random(37) < 0.6, labels, rng.integers(0, 4, size=37))
         if trial % 3 == 0:
             labels[labels == 3] = 0  # class 3 only predicted, never true: counts as recall 0, like sklearn
-        assert M.macro_recall(labels, preds) == pytest.approx(recall_score(labels, preds, average="macro", zero_division=0))
+        assert M.macro_recall(labels, preds) == pytest.approx(
+            recall_score(labels, preds, average="macro", zero_division=0)
+        )
         assert M.macro_f1(labels, preds) == pytest.approx(f1_score(labels, preds, average="macro", zero_division=0))
         assert M.accuracy(labels, preds) == pytest.approx(accuracy_score(labels, preds))
 

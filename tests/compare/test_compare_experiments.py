@@ -14,30 +14,75 @@ from heatlens.paths import CONFIG_DIR
 from heatlens.report import CompareError
 
 EXPERIMENTS = ("covid_aopc", "coronahack_eigen", "nine_backbones", "covid_resnet")
-NINE = ["vgg16", "vgg19", "resnet50", "resnet50v2", "inception_v3", "xception", "efficientnet_b0", "densenet121",
-        "inception_resnet_v2"]
+NINE = [
+    "vgg16",
+    "vgg19",
+    "resnet50",
+    "resnet50v2",
+    "inception_v3",
+    "xception",
+    "efficientnet_b0",
+    "densenet121",
+    "inception_resnet_v2",
+]
 # Per protocol: (expected backbones of its sweep, {config key: value}).
 PROTOCOLS = {
-    "covid_aopc": (["vgg16", "densenet201"], {
-        "data.name": "covid_radiography", "data.balance": "downsample", "data.split": [0.8, 0.1, 0.1],
-        "head.name": "pool_mlp", "backbone.freeze": "backbone", "optimizer.name": "adam", "trainer.max_epochs": 20,
-        "selection_metric": "val/recall_disease_mean", "explain.aopc.region_size": 34,
-        "explain.aopc.perturbation": "gaussian_noise", "explain.aopc.sigma": 0.1, "explain.aopc.correct_only": True,
-    }),
-    "coronahack_eigen": (None, {
-        "data.name": "coronahack", "data.split": [0.8, 0.2], "backbone.name": "vgg19", "head.name": "gap_linear",
-        "backbone.freeze": "all_but_last_block", "optimizer.name": "rmsprop", "optimizer.lr": 1e-4,
-        "trainer.max_epochs": 20,
-    }),
-    "nine_backbones": (NINE, {
-        "data.name": "brain_tumor", "data.channels": 1, "data.image_size": 225, "data.split": [0.7, 0.3],
-        "data.balance": "class_weights", "data.batch_size": 32, "optimizer.name": "sgd", "optimizer.lr": 1e-3,
-        "optimizer.momentum": 0.939, "optimizer.weight_decay": 3e-4, "trainer.max_epochs": 20,
-    }),
-    "covid_resnet": (["resnet50", "densenet121", "simple_cnn"], {
-        "data.name": "covid_radiography", "optimizer.name": "adam", "optimizer.lr": 1e-4, "head.dropout": 0.5,
-        "data.batch_size": 32,
-    }),
+    "covid_aopc": (
+        ["vgg16", "densenet201"],
+        {
+            "data.name": "covid_radiography",
+            "data.balance": "downsample",
+            "data.split": [0.8, 0.1, 0.1],
+            "head.name": "pool_mlp",
+            "backbone.freeze": "backbone",
+            "optimizer.name": "adam",
+            "trainer.max_epochs": 20,
+            "selection_metric": "val/recall_disease_mean",
+            "explain.aopc.region_size": 34,
+            "explain.aopc.perturbation": "gaussian_noise",
+            "explain.aopc.sigma": 0.1,
+            "explain.aopc.correct_only": True,
+        },
+    ),
+    "coronahack_eigen": (
+        None,
+        {
+            "data.name": "coronahack",
+            "data.split": [0.8, 0.2],
+            "backbone.name": "vgg19",
+            "head.name": "gap_linear",
+            "backbone.freeze": "all_but_last_block",
+            "optimizer.name": "rmsprop",
+            "optimizer.lr": 1e-4,
+            "trainer.max_epochs": 20,
+        },
+    ),
+    "nine_backbones": (
+        NINE,
+        {
+            "data.name": "brain_tumor",
+            "data.channels": 1,
+            "data.image_size": 225,
+            "data.split": [0.7, 0.3],
+            "data.balance": "class_weights",
+            "data.batch_size": 32,
+            "optimizer.name": "sgd",
+            "optimizer.lr": 1e-3,
+            "optimizer.momentum": 0.939,
+            "optimizer.weight_decay": 3e-4,
+            "trainer.max_epochs": 20,
+        },
+    ),
+    "covid_resnet": (
+        ["resnet50", "densenet121", "simple_cnn"],
+        {
+            "data.name": "covid_radiography",
+            "optimizer.name": "adam",
+            "optimizer.lr": 1e-4,
+            "head.dropout": 0.5,
+            "data.batch_size": 32,
+        },
+    ),
 }
 
 
@@ -78,16 +123,31 @@ def test_nine_backbones_turns_on_attributions_and_tsne():
 @pytest.mark.slow
 def test_all_protocols_smoke_run_on_phantom_data(mlflow_root, tmp_path):
     client, uri, _ = mlflow_root
-    result = train(["-m", f"experiment={','.join(EXPERIMENTS)}", "data=phantom", "backbone=simple_cnn",
-                    "backbone.pretrained=false", "explain.aopc.region_size=8", "logger.experiment_name=protocols",
-                    *TINY], uri, tmp_path)
+    result = train(
+        [
+            "-m",
+            f"experiment={','.join(EXPERIMENTS)}",
+            "data=phantom",
+            "backbone=simple_cnn",
+            "backbone.pretrained=false",
+            "explain.aopc.region_size=8",
+            "logger.experiment_name=protocols",
+            *TINY,
+        ],
+        uri,
+        tmp_path,
+    )
     assert result.returncode == 0, tail(result)
     experiment = client.get_experiment_by_name("protocols")
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
     assert [r.info.status for r in runs] == ["FINISHED"] * 4
     params = [r.data.params for r in runs]
     assert [(p["head.name"], p["optimizer.name"]) for p in params] == [
-        ("pool_mlp", "adam"), ("gap_linear", "rmsprop"), ("timm", "sgd"), ("gap_linear", "adam")]
+        ("pool_mlp", "adam"),
+        ("gap_linear", "rmsprop"),
+        ("timm", "sgd"),
+        ("gap_linear", "adam"),
+    ]
     assert params[0]["data.balance"] == "downsample" and params[2]["data.balance"] == "class_weights"
     artifacts = [{a.path for a in client.list_artifacts(r.info.run_id, "explain")} for r in runs]
     assert "explain/aopc.npz" in artifacts[0]
@@ -95,8 +155,15 @@ def test_all_protocols_smoke_run_on_phantom_data(mlflow_root, tmp_path):
     assert {"explain/attributions.npz", "explain/embeddings.npz"} <= artifacts[2]
     # Different splits and balancing: the comparison refuses to pair covid_aopc with coronahack_eigen.
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("compare", overrides=["experiment_name=protocols", f"tracking_uri={uri}", "log_to_mlflow=false",
-                                            f"pair=[{runs[0].info.run_id},{runs[1].info.run_id}]"])
+        cfg = compose(
+            "compare",
+            overrides=[
+                "experiment_name=protocols",
+                f"tracking_uri={uri}",
+                "log_to_mlflow=false",
+                f"pair=[{runs[0].info.run_id},{runs[1].info.run_id}]",
+            ],
+        )
     with open_dict(cfg):
         cfg.out_dir = str(tmp_path / "report")
     with pytest.raises(CompareError, match="test sets differ"):

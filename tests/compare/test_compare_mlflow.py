@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 
 import numpy as np
@@ -13,8 +11,8 @@ from fake_runs import CLASSES, log_fake_run, make_fake_run
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from heatlens.cli.compare import compare
-from heatlens.paths import CONFIG_DIR, PROJECT_ROOT
+from heatlens.cli.compare import compare, main
+from heatlens.paths import CONFIG_DIR
 from heatlens.tracking.query import REPORT_KIND, REPORT_TAG, load_runs
 
 
@@ -29,14 +27,18 @@ def compare_config(out_dir, **overrides):
 @pytest.fixture
 def two_runs(mlflow_store):
     client, experiment_id, experiment, uri = mlflow_store
-    ids = [log_fake_run(client, experiment_id, name, make_fake_run(seed), backbone)
-           for name, seed, backbone in (("cnn", 0, "simple_cnn"), ("resnet", 1, "resnet50"))]
+    ids = [
+        log_fake_run(client, experiment_id, name, make_fake_run(seed), backbone)
+        for name, seed, backbone in (("cnn", 0, "simple_cnn"), ("resnet", 1, "resnet50"))
+    ]
     return client, experiment_id, experiment, uri, ids
 
 
 def test_report_numbers_match_what_mlflow_holds(two_runs, tmp_path):
     client, experiment_id, experiment, uri, run_ids = two_runs
-    out = compare(compare_config(tmp_path / "report", experiment_name=experiment, pair="[cnn,resnet]", **{"bootstrap.n": 300}))
+    out = compare(
+        compare_config(tmp_path / "report", experiment_name=experiment, pair="[cnn,resnet]", **{"bootstrap.n": 300})
+    )
     table = pd.read_csv(out / "tables" / "runs.csv")
     assert list(table["run_id"]) == run_ids
     for _, row in table.iterrows():
@@ -72,13 +74,29 @@ def test_runs_with_other_test_sets_are_refused(mlflow_store, tmp_path):
         compare(compare_config(tmp_path / "r", experiment_name=experiment, pair="[a,b]", log_to_mlflow=False))
 
 
-def test_cli_reports_bad_input_in_one_line(mlflow_store, tmp_path):
-    *_, uri = mlflow_store
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    result = subprocess.run(
-        [sys.executable, "-m", "heatlens.cli.compare", "experiment_name=nope", f"hydra.run.dir={tmp_path / 'h'}"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 2
-    assert "experiment 'nope' not found" in result.stderr + result.stdout
-    assert "Traceback" not in result.stderr
+def test_cli_reports_bad_input_in_one_line(mlflow_store, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["heatlens-compare", "experiment_name=nope", f"hydra.run.dir={tmp_path / 'h'}"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert "heatlens-compare: error: experiment 'nope' not found" in captured.err
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_bad_pair_and_metric_names_are_refused(two_runs, tmp_path):
+    *_, experiment, _, _ = two_runs
+    from heatlens.report import CompareError
+
+    with pytest.raises(CompareError, match="exactly two runs"):
+        compare(compare_config(tmp_path / "r1", experiment_name=experiment, pair="[cnn]", log_to_mlflow=False))
+    with pytest.raises(CompareError, match="unknown paired metric 'auc'"):
+        compare(
+            compare_config(
+                tmp_path / "r2",
+                experiment_name=experiment,
+                pair="[cnn,resnet]",
+                paired_metrics="[auc]",
+                log_to_mlflow=False,
+            )
+        )

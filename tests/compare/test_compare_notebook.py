@@ -20,9 +20,9 @@ def test_notebook_runs_on_a_tiny_experiment(mlflow_store, tmp_path, monkeypatch)
     monkeypatch.setenv("HEATLENS_N_BOOT", "200")
     monkeypatch.setenv("HEATLENS_REPORT_DIR", str(tmp_path / "report"))
     notebook = nbformat.read(PROJECT_ROOT / "notebooks" / "compare_runs.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute(
-        env=dict(os.environ)
-    )
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute(env=dict(os.environ))
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
     assert "first (" in html and "second (" in html  # summary table rows

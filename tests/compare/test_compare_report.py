@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fake_runs import CLASSES, make_fake_run, reference_metrics, ids_hash
+from fake_runs import CLASSES, ids_hash, make_fake_run, reference_metrics
 
 from heatlens.report import (
     CompareError,
@@ -16,7 +16,7 @@ from heatlens.report import (
     explain_arrays_from_npz,
     paired_comparison,
 )
-from heatlens.report.build import heatmap_correlations, summary_table
+from heatlens.report.build import heatmap_correlations, mean_curves, summary_table
 from heatlens.report.runs import select_run
 from heatlens.report.writer import write_report
 
@@ -28,10 +28,17 @@ def run_data(name: str, seed: int, **changes) -> RunData:
     for key, value in changes.items():
         setattr(fake, key, value)
     arrays = ExplainArrays(
-        ids=fake.ids, labels=fake.labels, preds=fake.preds, heatmaps=HeatmapSet(fake.ids, fake.maps, fake.labels, fake.preds),
-        curves=fake.curves, curve_ids={o: fake.ids for o in fake.curves}, class_names=CLASSES,
+        ids=fake.ids,
+        labels=fake.labels,
+        preds=fake.preds,
+        heatmaps=HeatmapSet(fake.ids, fake.maps, fake.labels, fake.preds),
+        curves=fake.curves,
+        curve_ids={o: fake.ids for o in fake.curves},
+        class_names=CLASSES,
     )
-    return RunData(f"{name}-id-0123456789", name, metrics=reference_metrics(fake), test_hash=ids_hash(fake.ids), arrays=arrays)
+    return RunData(
+        f"{name}-id-0123456789", name, metrics=reference_metrics(fake), test_hash=ids_hash(fake.ids), arrays=arrays
+    )
 
 
 def test_summary_row_holds_logged_metrics_and_aopc_from_curves():
@@ -131,6 +138,7 @@ def test_unscored_images_are_left_out_of_aopc_pairs():
     result = {r.metric: r for r in paired_comparison(partial, base, OPTIONS)}["aopc_morf"]
     assert result.n_images == 30
     assert result.difference.estimate == pytest.approx(0.0)
+    assert mean_curves([partial])["morf"][partial.label] == pytest.approx(curves["morf"][10:].mean(axis=0))
 
 
 def test_npz_files_are_merged_by_sample_id_not_position():
@@ -141,8 +149,12 @@ def test_npz_files_are_merged_by_sample_id_not_position():
     subset = np.array([4, 1, 3])
     files = {
         "test_predictions": {"ids": ids, "labels": labels, "probs": probs, "class_names": np.array(["a", "b", "c"])},
-        "gradcam": {"ids": ids[subset], "labels": labels[subset], "predictions": probs[subset].argmax(1),
-                    "heatmaps": np.arange(3 * 3 * 4, dtype=np.float16).reshape(3, 3, 2, 2)},
+        "gradcam": {
+            "ids": ids[subset],
+            "labels": labels[subset],
+            "predictions": probs[subset].argmax(1),
+            "heatmaps": np.arange(3 * 3 * 4, dtype=np.float16).reshape(3, 3, 2, 2),
+        },
         "aopc": {"ids": ids[::-1], "curves_morf": np.tile(np.arange(6.0)[::-1, None], (1, 3))},
     }
     arrays = explain_arrays_from_npz(files)

@@ -28,8 +28,19 @@ def optuna_search(mlflow_root, tmp_path_factory):
     client, uri, _ = mlflow_root
     out = tmp_path_factory.mktemp("optuna")
     # Both trials asked at once and run by the joblib launcher in two processes.
-    result = train(["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
-                    "hydra/launcher=parallel", "logger.experiment_name=optuna_search", *TINY], uri, out)
+    result = train(
+        [
+            "-m",
+            "hparams_search=optuna",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.n_jobs=2",
+            "hydra/launcher=parallel",
+            "logger.experiment_name=optuna_search",
+            *TINY,
+        ],
+        uri,
+        out,
+    )
     assert result.returncode == 0, tail(result)
     return client, uri, out, result, runs_of(client, "optuna_search")
 
@@ -48,25 +59,37 @@ def test_optuna_search_runs_two_parallel_trials_and_maximises_the_returned_metri
     assert runs[0].data.params["optimizer.lr"] != runs[1].data.params["optimizer.lr"]
     results = yaml.safe_load((out / "sweep" / "optimization_results.yaml").read_text())
     # The task returns the best validation value of selection_metric; Optuna keeps the larger one.
-    best_per_run = [max(m.value for m in client.get_metric_history(r.info.run_id, "val/recall_disease_mean")) for r in runs]
+    best_per_run = [
+        max(m.value for m in client.get_metric_history(r.info.run_id, "val/recall_disease_mean")) for r in runs
+    ]
     assert results["best_value"] == pytest.approx(max(best_per_run))
 
 
 def test_compare_report_on_the_real_runs_matches_mlflow(optuna_search, tmp_path):
     client, uri, _, _, runs = optuna_search
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("compare", overrides=[
-            "experiment_name=optuna_search", f"tracking_uri={uri}", "bootstrap.n=300",
-            f"pair=[{runs[0].info.run_id},{runs[1].info.run_id}]",
-        ])
+        cfg = compose(
+            "compare",
+            overrides=[
+                "experiment_name=optuna_search",
+                f"tracking_uri={uri}",
+                "bootstrap.n=300",
+                f"pair=[{runs[0].info.run_id},{runs[1].info.run_id}]",
+            ],
+        )
     with open_dict(cfg):
         cfg.out_dir = str(tmp_path / "report")
     out = compare(cfg)
     table = pd.read_csv(out / "tables" / "runs.csv").set_index("run_id")
     for run in runs:
         row, logged = table.loc[run.info.run_id], run.data.metrics
-        for column, key in [("acc", "test/acc"), ("recall_macro", "test/recall_macro"), ("f1_macro", "test/f1_macro"),
-                            ("size_mb", "model/size_mb"), ("recall/COVID", "test/recall/COVID")]:
+        for column, key in [
+            ("acc", "test/acc"),
+            ("recall_macro", "test/recall_macro"),
+            ("f1_macro", "test/f1_macro"),
+            ("size_mb", "model/size_mb"),
+            ("recall/COVID", "test/recall/COVID"),
+        ]:
             assert row[column] == pytest.approx(logged[key]), column
         # Recomputed from the stored perturbation curves: the same AOPC the callbacks logged.
         for order in ("morf", "lerf", "random"):
@@ -83,8 +106,11 @@ def test_compare_report_on_the_real_runs_matches_mlflow(optuna_search, tmp_path)
 def test_a_failing_job_is_recorded_and_the_other_jobs_results_are_kept(mlflow_root, tmp_path):
     client, uri, _ = mlflow_root
     # The failing job comes first: the job after it still runs.
-    result = train(["-m", "backbone.freeze=bogus,none", "explain=none", "logger.experiment_name=failing_sweep", *TINY],
-                   uri, tmp_path)
+    result = train(
+        ["-m", "backbone.freeze=bogus,none", "explain=none", "logger.experiment_name=failing_sweep", *TINY],
+        uri,
+        tmp_path,
+    )
     assert result.returncode != 0, tail(result)
     runs = runs_of(client, "failing_sweep")
     by_freeze = {r.data.params.get("backbone.freeze"): r for r in runs}

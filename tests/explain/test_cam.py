@@ -115,3 +115,13 @@ def test_bad_input_is_named(tiny_net, gray_images):
         cam.gradcam_all_classes(tiny_net, gray_images[0])
     with pytest.raises(ExplainError, match="targets must lie in"):
         cam.library_cam("gradcam", tiny_net, gray_images, 7)
+
+
+def test_hirescam_and_xgradcam_equal_gradcam_for_a_pooling_linear_head(tiny_net, gray_images):
+    """With global average pooling + linear, d score / d A is constant over space: HiResCAM's elementwise
+    product and XGradCAM's activation-weighted mean then reduce to Grad-CAM's weights."""
+    targets = [0, 1, 2, 1]
+    ours = cam.library_cam("gradcam", tiny_net, gray_images, targets)
+    for method in ("hirescam", "xgradcam"):
+        torch.testing.assert_close(cam.library_cam(method, tiny_net, gray_images, targets), ours, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(cam.library_cam("gradcam++", tiny_net, gray_images, targets), ours, atol=1e-3)

@@ -66,7 +66,7 @@ def test_exact_neighbours_equal_scikit_learn_brute_force():
     from sklearn.neighbors import NearestNeighbors
 
     x, _ = blobs(n=150, dims=30, gap=1.0)
-    indices, distances = embeddings.exact_neighbours(x, 10, chunk=64)
+    indices, distances = embeddings.exact_neighbours(x, 10, block=64)  # 3 blocks, last one smaller
     ref_d, ref_i = NearestNeighbors(n_neighbors=11, algorithm="brute").fit(x).kneighbors(x)
     np.testing.assert_array_equal(indices, ref_i[:, 1:])  # reference includes each point itself first
     np.testing.assert_allclose(distances, ref_d[:, 1:], rtol=1e-4, atol=1e-4)

@@ -81,7 +81,8 @@ def naive_curves(model, images, heatmaps, targets, region_size, order, kind, sig
             up = torch.nn.functional.interpolate(heatmaps[b][None, None], size=(h, w), mode="bilinear",
                                                  align_corners=False)[0, 0]
             rel = [float(up[s].mean()) for s in slices]
-            ranked = [slices[i] for i in sorted(range(len(slices)), key=lambda i: -rel[i] if order == "morf" else rel[i])]
+            sign = -1 if order == "morf" else 1
+            ranked = [slices[i] for i in sorted(range(len(slices)), key=lambda i: sign * rel[i])]
         current = x.clone()
         row = []
         for k in range(min(steps, len(slices)) + 1):

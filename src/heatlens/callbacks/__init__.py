@@ -1,20 +1,28 @@
-"""Lightning callbacks: recall checkpoints and the post-fit explanations of the test set."""
+"""Lightning callbacks: recall checkpoints and the post-fit explanations of the test set.
 
-from heatlens.callbacks.aopc import AopcCallback
-from heatlens.callbacks.attributions import AttributionsCallback, SanityCallback
-from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback
-from heatlens.callbacks.embeddings import EmbeddingsCallback
-from heatlens.callbacks.gradcam import GradCamCallback, HeatmapStatsCallback
-from heatlens.callbacks.localisation import LocalisationCallback
+Names are loaded on first use (PEP 562): `heatlens.callbacks.distributed` and `.checkpoints` are
+imported by spawned worker processes and must not pull in MLflow and matplotlib for nothing.
+"""
 
-__all__ = [
-    "AopcCallback",
-    "AttributionsCallback",
-    "EmbeddingsCallback",
-    "ExplainCallbackError",
-    "ExplanationCallback",
-    "GradCamCallback",
-    "HeatmapStatsCallback",
-    "LocalisationCallback",
-    "SanityCallback",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "AopcCallback": "aopc",
+    "AttributionsCallback": "attributions",
+    "SanityCallback": "attributions",
+    "ExplainCallbackError": "base",
+    "ExplanationCallback": "base",
+    "EmbeddingsCallback": "embeddings",
+    "GradCamCallback": "gradcam",
+    "HeatmapStatsCallback": "gradcam",
+    "LocalisationCallback": "localisation",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'heatlens.callbacks' has no attribute {name!r}")
+    return getattr(import_module(f"heatlens.callbacks.{_EXPORTS[name]}"), name)

@@ -36,7 +36,8 @@ class AttributionsCallback(ExplanationCallback):
                  options: Mapping[str, Mapping] | None = None, seed: int = 0) -> None:
         unknown = [m for m in methods if m not in attributions.METHODS]
         if unknown or not methods:
-            raise ExplainCallbackError(f"attributions methods={list(methods)}: choose from {', '.join(attributions.METHODS)}")
+            raise ExplainCallbackError(
+                f"attributions methods={list(methods)}: choose from {', '.join(attributions.METHODS)}")
         if num_images < 1:
             raise ExplainCallbackError(f"attributions num_images={num_images}: must be >= 1")
         self.num_images = num_images

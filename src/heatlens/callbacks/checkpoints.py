@@ -36,14 +36,16 @@ def recall_checkpoints(class_names: list[str], dirpath: str | Path) -> dict[str,
         )
         for monitor in monitors
     }
-    callbacks[LAST] = ModelCheckpoint(dirpath=dirpath, save_top_k=0, save_last=True)
+    # Without a monitor, top-1 is the newest epoch; Lightning's own `save_last` only writes when a
+    # monitored checkpoint was saved in the same step.
+    callbacks[LAST] = ModelCheckpoint(dirpath=dirpath, filename=LAST, monitor=None, save_top_k=1,
+                                      enable_version_counter=False)
     return callbacks
 
 
 def checkpoint_files(callbacks: dict[str, ModelCheckpoint]) -> dict[str, str]:
     """Monitor -> checkpoint path that exists on disk (best per monitor, and `last`)."""
-    files = {monitor: cb.best_model_path for monitor, cb in callbacks.items() if monitor != LAST}
-    files[LAST] = callbacks[LAST].last_model_path
+    files = {monitor: cb.best_model_path for monitor, cb in callbacks.items()}
     return {monitor: path for monitor, path in files.items() if path and Path(path).is_file()}
 
 

@@ -8,7 +8,7 @@ index, so the result does not depend on the number of ranks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -127,24 +127,3 @@ def gather_by_index(
         was_bool = arrays[name].dtype in (np.bool_, torch.bool)
         result[name] = value[first].astype(bool) if was_bool else value[first]
     return result
-
-
-def broadcast_object(obj: object) -> object:
-    """Rank 0's `obj` on every rank (identity outside a process group)."""
-    if not is_distributed():
-        return obj
-    holder = [obj]
-    dist.broadcast_object_list(holder, src=0)
-    return holder[0]
-
-
-def barrier() -> None:
-    """Wait for every rank (no-op outside a process group)."""
-    if is_distributed():
-        dist.barrier()
-
-
-def keep_mask(batch_index: torch.Tensor, allowed: Iterable[int] | np.ndarray) -> torch.Tensor:
-    """Boolean mask over a batch: True where the sample's dataset index is in `allowed`."""
-    allowed_array = np.asarray(allowed if isinstance(allowed, np.ndarray) else list(allowed), dtype=np.int64)
-    return torch.from_numpy(np.isin(batch_index.cpu().numpy(), allowed_array))

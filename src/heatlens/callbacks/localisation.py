@@ -44,11 +44,12 @@ class LocalisationCallback(ExplanationCallback):
             log.info("localisation: the dataset has no masks; nothing to score")
             return
         mine = context.mine(self.max_images)
-        parts: dict[str, list[np.ndarray]] = {}
+        parts: dict[str, list[np.ndarray]] = {"labels": []}
         for batch in context.batches(mine, "explain: localisation"):
             maps, logits, labels = context.cams(batch.index)
             targets = labels if self.target == "label" else logits.argmax(axis=1)
             heat = cam.relu(torch.from_numpy(maps[np.arange(len(maps)), targets]))
+            parts["labels"].append(labels)
             for kind in kinds:
                 masks = batch.masks[kind]
                 scores = localisation.localisation_scores(heat, masks, top_k=self.top_k)
@@ -57,7 +58,8 @@ class LocalisationCallback(ExplanationCallback):
                 for score, values in scores.items():
                     parts.setdefault(f"{kind}/{score}", []).append(values)
         names = [f"{kind}/{score}" for kind in kinds for score in (*localisation.SCORES, UNIFORM)]
-        rows = {name: np.concatenate(parts[name]) if name in parts else np.empty(0) for name in names}
+        rows = {name: np.concatenate(parts[name]) if parts.get(name) else np.empty(0)
+                for name in ["labels", *names]}
         gathered = gather_by_index(mine, rows)
         if gathered is None or not len(gathered["index"]):
             return
@@ -67,5 +69,6 @@ class LocalisationCallback(ExplanationCallback):
             finite = values[~np.isnan(values)]
             metrics[f"xai/loc/{name}"] = float(finite.mean()) if len(finite) else float("nan")
         context.run.log_metrics(metrics)
+        per_score = {name.replace("/", "__"): gathered[name] for name in names}
         context.run.log_arrays("explain/localisation.npz", ids=context.ids(gathered["index"]),
-                               index=gathered["index"], **{name.replace("/", "__"): gathered[name] for name in names})
+                               index=gathered["index"], labels=gathered["labels"], **per_score)

@@ -1,4 +1,7 @@
-"""Compare MLflow runs side by side: `heatlens-compare experiment_name=NAME [pair=[A,B]]` (Hydra app, conf/compare.yaml)."""
+"""Compare MLflow runs side by side: `heatlens-compare experiment_name=NAME [pair=[A,B]]`.
+
+Hydra app on conf/compare.yaml; the work is in heatlens.report (pure) and heatlens.tracking.query.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +40,11 @@ def compare(cfg: DictConfig) -> Path:
     run_ids = [str(r) for r in (cfg.run_ids or [])]
     with tempfile.TemporaryDirectory(prefix="heatlens-compare-") as download_dir:
         runs = load_runs(
-            cfg.experiment_name, run_ids, cfg.tracking_uri, download_dir, include_unfinished=bool(cfg.include_unfinished)
+            cfg.experiment_name,
+            run_ids,
+            cfg.tracking_uri,
+            download_dir,
+            include_unfinished=bool(cfg.include_unfinished),
         )
         if not runs:
             raise CompareError(f"experiment {cfg.experiment_name!r} has no finished run to compare")
@@ -52,7 +59,9 @@ def compare(cfg: DictConfig) -> Path:
     if cfg.log_to_mlflow:
         metrics = {f"pair/{r.metric}/diff": r.difference.estimate for r in report.pair}
         metrics.update({f"pair/{r.metric}/p_value": r.p_value for r in report.pair})
-        run_id = log_report_run(out_dir, runs[0].experiment_id, [r.run_id for r in runs], cfg.tracking_uri, metrics=metrics)
+        run_id = log_report_run(
+            out_dir, runs[0].experiment_id, [r.run_id for r in runs], cfg.tracking_uri, metrics=metrics
+        )
         log.info("report logged as MLflow run %s in %s", run_id, resolve_tracking_uri(cfg.tracking_uri))
     return out_dir
 
@@ -62,7 +71,7 @@ def main(cfg: DictConfig) -> None:
     try:
         compare(cfg)
     except CompareError as error:
-        log.error("comparison failed: %s", error)
+        print(f"heatlens-compare: error: {error}", file=sys.stderr)
         sys.exit(2)
 
 

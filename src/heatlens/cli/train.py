@@ -108,7 +108,7 @@ def _fit_and_test(cfg: DictConfig, config: dict, logger: Any, run: RunHandle | N
     )
     if run is not None:
         run.log_metrics(model_facts(net))
-    checkpoints = recall_checkpoints(datamodule.class_names, Path(HydraConfig.get().runtime.output_dir) / "checkpoints")
+    checkpoints = recall_checkpoints(datamodule.class_names, _checkpoint_dir(cfg))
     if cfg.selection_metric not in checkpoints or cfg.selection_metric == "last":
         choices = [m for m in checkpoints if m != "last"]
         raise TrainConfigError(f"selection_metric={cfg.selection_metric!r}: choose one of {choices}")
@@ -122,7 +122,7 @@ def _fit_and_test(cfg: DictConfig, config: dict, logger: Any, run: RunHandle | N
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
 
     selected = checkpoints[cfg.selection_metric]
-    best_path = selected.best_model_path or checkpoints["last"].last_model_path
+    best_path = selected.best_model_path or checkpoints["last"].best_model_path
     trainer.test(module, datamodule=datamodule, ckpt_path=best_path)
     trainer.predict(module, dataloaders=datamodule.val_dataloader(), ckpt_path=best_path, return_predictions=False)
     if run is not None:
@@ -168,6 +168,13 @@ def _check_input_size(cfg: DictConfig, image_size: int) -> None:
         raise TrainConfigError(
             f"data.image_size={image_size} is below the {minimum} px that backbone={cfg.backbone.name} needs"
         )
+
+
+def _checkpoint_dir(cfg: DictConfig) -> Path:
+    """A resumed job writes beside the checkpoint it resumes from, so the best scores carry over."""
+    if cfg.ckpt_path:
+        return Path(cfg.ckpt_path).resolve().parent
+    return Path(HydraConfig.get().runtime.output_dir) / "checkpoints"
 
 
 def _resume_reference(ckpt_path: str | None) -> str | None:

@@ -25,7 +25,7 @@ CLASS_NAMES = ("COVID", "Lung_Opacity", "Normal", "Viral Pneumonia")
 # Roughly the class balance of the COVID-19 Radiography Database.
 DEFAULT_CLASS_FRACTIONS = (0.17, 0.28, 0.48, 0.07)
 # Bump when the rendering changes so cached phantoms are regenerated.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 _CHUNK = 128
 
 

@@ -119,7 +119,7 @@ def _covid(rng, x, y, lungs: list[_Lung], n: int, size: int) -> tuple[np.ndarray
         cy = lung.cy + lung.ry * _uniform(rng, 0.2, 0.45, n)
         blob = _blob(rng, x, y, cx, cy, _uniform(rng, 0.11, 0.16, n), 0.3, n, size) * present
         glass = 0.85 + 0.15 * _smooth_noise(rng, n, size, 16)
-        intensity += blob * glass * _uniform(rng, 0.12, 0.17, n)
+        intensity += blob * glass * _uniform(rng, 0.16, 0.22, n)
         envelope = np.maximum(envelope, blob)
     return intensity, envelope
 
@@ -145,7 +145,7 @@ def _reticular(rng, x, y, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         offset = np.abs(phase - np.round(phase))
         net = np.maximum(net, np.exp(-((offset / 0.12) ** 2)))
     envelope = np.clip(0.7 + 0.7 * _smooth_noise(rng, n, size, 4), 0.0, 1.0)
-    return net * envelope * _uniform(rng, 0.12, 0.16, n), envelope
+    return net * envelope * _uniform(rng, 0.14, 0.18, n), envelope
 
 
 def _neutralise(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:

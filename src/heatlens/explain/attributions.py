@@ -74,6 +74,7 @@ def _captum(method: str, model: nn.Module, x: torch.Tensor, targets: torch.Tenso
     from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
 
     batch_size = kw.pop("batch_size", kw.pop("internal_batch_size", 64))
+    x = x.requires_grad_(True)  # captum warns and flips it itself otherwise
     if method == "saliency":
         return Saliency(model).attribute(x, target=targets, abs=kw.pop("abs", True))
     if method == "smoothgrad":

@@ -44,9 +44,9 @@ def gradcam_all_classes(model: nn.Module, images: torch.Tensor) -> CamOutput:
     check_model(model)
     check_images(images)
     with eval_mode(model), gradients_enabled():
-        with torch.no_grad():
-            fmap = model.features(usable(images).to(model_device(model)))
-        fmap = fmap.detach().requires_grad_(True)
+        with torch.inference_mode():
+            fmap = model.features(images.to(model_device(model)))
+        fmap = fmap.clone().requires_grad_(True)  # a normal tensor: autograd starts here, not at the input
         logits = model.head(fmap)
         if logits.ndim != 2:
             raise ExplainError(f"model.head must return logits (B, C), got shape {tuple(logits.shape)}")

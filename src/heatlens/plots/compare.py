@@ -6,6 +6,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
 # Figure objects need no pyplot backend: safe in servers, workers and notebooks alike.
 from matplotlib.figure import Figure
 

@@ -95,11 +95,15 @@ def paired_bootstrap(
     idx = _bootstrap_indices(n, n_boot, seed)
     if statistic is mean_value and len(columns_a) == len(columns_b) == 1:
         # Vectorised fast path for the common case (per-image AOPC): one call instead of n_boot.
-        diffs = np.nanmean(np.asarray(columns_a[0], float)[idx], axis=1) - np.nanmean(np.asarray(columns_b[0], float)[idx], axis=1)
+        diffs = np.nanmean(np.asarray(columns_a[0], float)[idx], axis=1) - np.nanmean(
+            np.asarray(columns_b[0], float)[idx], axis=1
+        )
     else:
         diffs = np.array([statistic(*(c[i] for c in columns_a)) - statistic(*(c[i] for c in columns_b)) for i in idx])
     # Tolerance: identical runs give exactly zero differences; rounding must not count as "extreme".
     extreme = np.abs(diffs - observed) >= abs(observed) - 1e-12
     p_value = (1.0 + np.count_nonzero(extreme)) / (n_boot + 1.0)
     low, high = _percentiles(diffs, confidence)
-    return PairedResult(metric, run_a, run_b, value_a, value_b, Interval(observed, low, high), float(p_value), n, n_boot)
+    return PairedResult(
+        metric, run_a, run_b, value_a, value_b, Interval(observed, low, high), float(p_value), n, n_boot
+    )

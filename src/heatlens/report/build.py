@@ -148,8 +148,14 @@ def paired_comparison(
     for metric in options.paired_metrics:
         if not metric.startswith("aopc_") and metric not in statistics:
             raise CompareError(f"unknown paired metric {metric!r}; choose from {', '.join(PAIRED_METRICS)}")
-        kwargs = dict(metric=metric, run_a=run_a.label, run_b=run_b.label, n_boot=options.n_boot,
-                      confidence=options.confidence, seed=options.seed)
+        kwargs = dict(
+            metric=metric,
+            run_a=run_a.label,
+            run_b=run_b.label,
+            n_boot=options.n_boot,
+            confidence=options.confidence,
+            seed=options.seed,
+        )
         try:
             if metric.startswith("aopc_"):
                 values_a, values_b = _matched_aopc(run_a, run_b, metric.removeprefix("aopc_"))
@@ -226,26 +232,30 @@ def side_by_side(runs: Sequence[RunData], options: ReportOptions) -> Figure:
         heatmaps = _heatmaps_of(run)
         rows = heatmaps.rows_for(ids)
         labels = heatmaps.labels[rows]
-        maps = torch.cat([_class_maps(heatmaps, rows[i : i + 1], int(labels[i]), options.heatmap_size)
-                          for i in range(len(rows))]).clamp_min(0)
+        maps = torch.cat(
+            [_class_maps(heatmaps, rows[i : i + 1], int(labels[i]), options.heatmap_size) for i in range(len(rows))]
+        ).clamp_min(0)
         peak = maps.flatten(1).amax(dim=1).clamp_min(1e-12)
         grids.append((maps / peak[:, None, None]).numpy())
         preds = heatmaps.preds[rows] if heatmaps.preds is not None else [None] * len(rows)
         cell_titles.append([f"pred {class_names[p]}" if p is not None else "" for p in preds])
     first = _heatmaps_of(runs[0])
     labels = first.labels[first.rows_for(ids)]
-    image_titles = [f"{i}\n{class_names[y]}" for i, y in zip(ids, labels)]
+    # Ids are often relative paths: the file name is what tells images apart in a narrow column.
+    image_titles = [f"{i.rsplit('/', 1)[-1][:24]}\n{class_names[y]}" for i, y in zip(ids, labels)]
     return compare_plots.side_by_side_figure(np.stack(grids), [r.label for r in runs], image_titles, cell_titles)
 
 
 def mean_curves(runs: Sequence[RunData]) -> dict[str, dict[str, np.ndarray]]:
-    """order -> run label -> mean perturbation curve over the images the run explained."""
+    """order -> run label -> mean perturbation curve over the images the run scored (NaN rows skipped)."""
     curves: dict[str, dict[str, np.ndarray]] = {}
     for run in runs:
         if run.arrays is None:
             continue
         for order, values in run.arrays.curves.items():
-            curves.setdefault(order, {})[run.label] = values.mean(axis=0)
+            scored = values[np.isfinite(values).all(axis=1)]
+            if len(scored):
+                curves.setdefault(order, {})[run.label] = scored.mean(axis=0)
     return curves
 
 
@@ -255,14 +265,23 @@ def _largest_test_set_group(runs: Sequence[RunData]) -> tuple[list[RunData], lis
     if not counts:
         return [], ["no run stored explanation arrays: image-level sections skipped"]
     chosen = counts.most_common(1)[0][0]
-    group = [r for r, f in zip(runs, fingerprints) if f == chosen and r.arrays is not None and r.arrays.heatmaps is not None]
+    group = [
+        r for r, f in zip(runs, fingerprints) if f == chosen and r.arrays is not None and r.arrays.heatmaps is not None
+    ]
     left_out = [r.label for r, f in zip(runs, fingerprints) if r not in group]
-    notes = [f"left out of the image-level sections (other test set or no heatmaps): {', '.join(left_out)}"] if left_out else []
+    notes = (
+        [f"left out of the image-level sections (other test set or no heatmaps): {', '.join(left_out)}"]
+        if left_out
+        else []
+    )
     return group, notes
 
 
 def build_report(
-    runs: Sequence[RunData], options: ReportOptions, pair: tuple[RunData, RunData] | None = None, title: str = "Run comparison"
+    runs: Sequence[RunData],
+    options: ReportOptions,
+    pair: tuple[RunData, RunData] | None = None,
+    title: str = "Run comparison",
 ) -> Report:
     """Tables, figures and (optionally) the paired bootstrap of `pair` = (A, B)."""
     if not runs:
@@ -279,7 +298,10 @@ def build_report(
     group, notes = _largest_test_set_group(runs)
     report.notes.extend(notes)
     if group:
-        report.figures["side_by_side"] = side_by_side(group, options)
+        try:
+            report.figures["side_by_side"] = side_by_side(group, options)
+        except CompareError as error:
+            report.notes.append(f"side-by-side heatmaps skipped: {error}")
         report.correlations = heatmap_correlations(group, options)
         if report.correlations:
             report.figures["heatmap_correlation"] = compare_plots.correlation_figure(report.correlations)

@@ -81,7 +81,7 @@ class RunData:
         if self.arrays is not None and self.arrays.class_names:
             return list(self.arrays.class_names)
         prefix = "test/recall/"
-        return sorted(k[len(prefix):] for k in self.metrics if k.startswith(prefix))
+        return sorted(k[len(prefix) :] for k in self.metrics if k.startswith(prefix))
 
     def require_arrays(self, what: str) -> ExplainArrays:
         if self.arrays is None:
@@ -136,8 +136,9 @@ def explain_arrays_from_npz(files: Mapping[str, Mapping[str, np.ndarray]]) -> Ex
     for source in tables:
         maps = _first(source, *MAPS)
         if maps is not None and _first(source, *LABELS) is not None and arrays.heatmaps is None:
-            arrays.heatmaps = HeatmapSet(_ids_of(source), maps, _optional_int(_first(source, *LABELS)),
-                                         _optional_int(_first(source, *PREDS)))
+            arrays.heatmaps = HeatmapSet(
+                _ids_of(source), maps, _optional_int(_first(source, *LABELS)), _optional_int(_first(source, *PREDS))
+            )
         for order in PERTURBATION_ORDERS:
             curve = _first(source, f"curves_{order}", f"{order}_curves")
             if curve is not None:

@@ -45,19 +45,21 @@ def display_summary(summary: pd.DataFrame) -> pd.DataFrame:
 
 def pair_table(report: Report) -> pd.DataFrame:
     """One row per paired metric: A, B, difference with interval, p-value."""
-    return pd.DataFrame([
-        {
-            "metric": r.metric,
-            "A": r.value_a,
-            "B": r.value_b,
-            "A - B": r.difference.estimate,
-            "CI low": r.difference.low,
-            "CI high": r.difference.high,
-            "p-value": r.p_value,
-            "images": r.n_images,
-        }
-        for r in report.pair
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "metric": r.metric,
+                "A": r.value_a,
+                "B": r.value_b,
+                "A - B": r.difference.estimate,
+                "CI low": r.difference.low,
+                "CI high": r.difference.high,
+                "p-value": r.p_value,
+                "images": r.n_images,
+            }
+            for r in report.pair
+        ]
+    )
 
 
 def markdown_table(table: pd.DataFrame, index: bool = False) -> str:
@@ -71,10 +73,18 @@ def markdown_table(table: pd.DataFrame, index: bool = False) -> str:
 
 
 def _sections(report: Report) -> list[tuple[str, pd.DataFrame | str, bool]]:
-    sections: list[tuple[str, pd.DataFrame | str, bool]] = [("Runs", display_summary(report.summary), False)]
+    summary = display_summary(report.summary)
+    # Two tables: a single one with every localisation score is too wide to read.
+    explanation = [c for c in summary if c.startswith(("aopc_", "loc/", "knn_"))]
+    sections: list[tuple[str, pd.DataFrame | str, bool]] = [
+        ("Runs: model and classification", summary.drop(columns=explanation), False),
+        ("Runs: explanations (AOPC with 95 % bootstrap interval, localisation, k-NN)",
+         summary[["run", *explanation]], False),
+    ]
     if report.pair:
         first = report.pair[0]
-        text = f"Paired bootstrap ({first.n_boot} resamples of the shared test images), A = {first.run_a}, B = {first.run_b}"
+        text = f"Paired bootstrap ({first.n_boot} resamples of the shared test images)"
+        text += f", A = {first.run_a}, B = {first.run_b}"
         sections.append((text, pair_table(report), False))
     for class_name, table in report.correlations.items():
         sections.append((f"Average-heatmap correlation: {class_name}", table, True))
@@ -98,7 +108,10 @@ def write_html(report: Report, path: Path) -> None:
         formatted = table.map(_cell) if isinstance(table, pd.DataFrame) else table
         body += [f"<h2>{html.escape(heading)}</h2>", formatted.to_html(index=index, border=0, classes="table")]
     for name in report.figures:
-        body += [f"<h2>{html.escape(FIGURE_TITLES.get(name, name))}</h2>", f'<img src="figures/{name}.png" alt="{name}">']
+        body += [
+            f"<h2>{html.escape(FIGURE_TITLES.get(name, name))}</h2>",
+            f'<img src="figures/{name}.png" alt="{name}">',
+        ]
     style = (
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:90%}"
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}img{max-width:100%}"

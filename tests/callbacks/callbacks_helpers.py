@@ -1,14 +1,18 @@
-"""Run a function in a real multi-process gloo group (CPU), for the DDP tests."""
+"""Helpers of the callbacks tests: a real multi-process gloo group on CPU, and entry-point subprocesses."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
+from heatlens.paths import PROJECT_ROOT
 
 
 def _free_port() -> int:
@@ -38,3 +42,11 @@ def run_in_group(fn: Callable, world_size: int, *args: object, timeout_s: float 
             for process in context.processes:
                 process.kill()
             raise TimeoutError(f"process group of {world_size} did not finish within {timeout_s} s (hang?)")
+
+
+def run_entry_point(args: list[str], env: dict[str, str], timeout_s: float = 400) -> subprocess.CompletedProcess:
+    """`python <args>` from the project root; a failure shows the end of its output."""
+    done = subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout_s)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{(done.stdout + done.stderr)[-4000:]}"
+    return done

@@ -1,0 +1,19 @@
+"""Fixtures of the callbacks tests."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for subprocesses: a private MLflow store and data cache, one torch thread each
+    (the 2 test cores are shared: oversubscribed threads make tiny convolutions ~30x slower)."""
+    root = tmp_path_factory.mktemp("callbacks_store")
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("MASTER_PORT", "MASTER_ADDR", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK")}
+    env |= {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "HEATLENS_CACHE": str(root / "cache"),
+            "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    return env
