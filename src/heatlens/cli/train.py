@@ -23,6 +23,7 @@ from heatlens.callbacks.checkpoints import (
     recall_checkpoints,
     run_in_checkpoint,
 )
+from heatlens.cli.ddp import ddp_job, ddp_strategy
 from heatlens.data import DataError, build_datamodule
 from heatlens.models import HeatlensModule, ModelConfigError, backbone_spec, build_model, model_facts, normalization_for
 from heatlens.paths import CONFIG_DIR, PROJECT_ROOT
@@ -55,7 +56,8 @@ USER_ERRORS = (TrainConfigError, DataError, ModelConfigError, TrackingError)
 def main(cfg: DictConfig) -> float:
     """Hydra task: returns the best validation value of `selection_metric` (for sweepers)."""
     try:
-        return train(cfg)
+        with ddp_job():  # each job of a sweep: its own DDP process group, cleaned up at its end
+            return train(cfg)
     except USER_ERRORS as error:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the launcher records it and goes on with the other jobs
@@ -144,6 +146,8 @@ def _fit_and_test(cfg: DictConfig, config: dict, logger: Any, run: RunHandle | N
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], logger: Any) -> L.Trainer:
     """The Lightning Trainer from `cfg.trainer` (its keys are Trainer keyword arguments)."""
     options = OmegaConf.to_container(cfg.trainer, resolve=True)
+    # DDP children must re-run only this job, not the whole sweep (Lightning issue 11300).
+    options["strategy"] = ddp_strategy(options.get("strategy", "auto"))
     try:
         return L.Trainer(
             **options, callbacks=callbacks, logger=logger, default_root_dir=HydraConfig.get().runtime.output_dir

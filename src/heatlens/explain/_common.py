@@ -72,6 +72,13 @@ def model_device(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
+def rng_devices(device: torch.device) -> list[int]:
+    """CUDA device ids whose RNG state torch.random.fork_rng must save and restore around seeding."""
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
 def default_batch_size(device: torch.device) -> int:
     """Measured: on a 2-core CPU batches of 4-16 in channels_last are fastest; GPUs want large batches."""
     return 256 if device.type == "cuda" else 8

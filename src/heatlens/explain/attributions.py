@@ -20,6 +20,7 @@ from heatlens.explain._common import (
     eval_mode,
     gradients_enabled,
     model_device,
+    rng_devices,
     usable,
 )
 from heatlens.explain.errors import ExplainError
@@ -56,8 +57,7 @@ def attribute(method: str, model: nn.Module, images: torch.Tensor, targets: torc
                            f"{', '.join(sorted(OPTIONS[method]))}")
     check_images(images)
     device = model_device(model)
-    with eval_mode(model), gradients_enabled(), torch.random.fork_rng(
-            devices=[device] if device.type == "cuda" else []):
+    with eval_mode(model), gradients_enabled(), torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(seed)
         x = usable(images).detach().float().to(device)
         with torch.no_grad():
@@ -78,7 +78,7 @@ def _captum(method: str, model: nn.Module, x: torch.Tensor, targets: torch.Tenso
     if method == "saliency":
         return Saliency(model).attribute(x, target=targets, abs=kw.pop("abs", True))
     if method == "smoothgrad":
-        noise = kw.pop("noise_level", 0.15) * float(x.max() - x.min())
+        noise = kw.pop("noise_level", 0.15) * float(x.detach().max() - x.detach().min())
         return NoiseTunnel(Saliency(model)).attribute(
             x, nt_type="smoothgrad", nt_samples=kw.pop("nt_samples", 25), stdevs=noise,
             nt_samples_batch_size=batch_size, target=targets, abs=kw.pop("abs", True))

@@ -16,7 +16,7 @@ from sklearn.decomposition import PCA
 from heatlens.explain._common import to_numpy
 from heatlens.explain.errors import ExplainError
 
-MAX_STREAMED_PIXELS = 128 * 128  # D x D float64 covariance: 2 GiB at this size; resize bigger maps first
+MAX_STREAMED_PIXELS = 64 * 64  # D x D float64 covariance: 128 MiB per class at this size; resize bigger maps
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from heatlens.explain._common import to_numpy
+from heatlens.explain._common import rng_devices, to_numpy
 from heatlens.explain.errors import ExplainError
 
 ExplainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -29,7 +29,8 @@ def parameter_layers(model: nn.Module) -> list[str]:
 
 def _reinitialise(module: nn.Module, generator: torch.Generator) -> None:
     if hasattr(module, "reset_parameters"):
-        with torch.random.fork_rng(devices=[]):
+        device = next(module.parameters()).device
+        with torch.random.fork_rng(devices=rng_devices(device)):  # seeded, without touching the caller's RNG
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
             module.reset_parameters()
         return
