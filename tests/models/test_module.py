@@ -124,3 +124,13 @@ def test_fit_test_predict_and_reload_from_checkpoint(tmp_path) -> None:
     module.eval()
     with torch.no_grad():
         torch.testing.assert_close(reloaded.net(test.dataset.images), module.net(test.dataset.images))
+
+
+def test_channels_last_changes_the_layout_not_the_outputs() -> None:
+    plain = HeatlensModule(CFG, CLASSES, in_chans=1).eval()
+    nhwc = HeatlensModule({**CFG, "model": {"channels_last": True}}, CLASSES, in_chans=1).eval()
+    nhwc.net.load_state_dict(plain.net.state_dict())
+    assert nhwc.net.backbone.blocks[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    images = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc(images), plain(images), rtol=1e-4, atol=1e-5)

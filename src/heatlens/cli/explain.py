@@ -46,6 +46,8 @@ def main(cfg: DictConfig) -> None:
 def reexplain(cfg: DictConfig) -> str | None:
     """Explain run `cfg.run_id` again; returns the child run's id (None on ranks > 0)."""
     tracking_uri = resolve_tracking_uri(cfg.logger.get("tracking_uri"))
+    # Built first: a bad explain.* option fails before anything is downloaded or a child run created.
+    callbacks = _instantiate_all((cfg.get("explain") or {}).get("callbacks"), "explain.callbacks")
     parent = RunHandle(tracking_uri, str(cfg.run_id))
     parent_run = _get_run(parent)
     tags = parent_run.data.tags
@@ -73,7 +75,6 @@ def reexplain(cfg: DictConfig) -> str | None:
         try:
             if child is not None:
                 _log_config(cfg, child)
-            callbacks = _instantiate_all(cfg.explain.get("callbacks"), "explain.callbacks")
             trainer = build_trainer(cfg, callbacks, logger)
             trainer.test(module, datamodule=datamodule)
         except Exception as error:
