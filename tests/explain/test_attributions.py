@@ -7,7 +7,7 @@ from heatlens.explain import ExplainError, attributions
 @pytest.mark.parametrize("images_name, chans", [("gray_images", 1), ("rgb_images", 3)])
 def test_integrated_gradients_completeness(images_name, chans, request):
     """Axiom: attributions sum to f(x) - f(baseline) of the target logit (within 5 %)."""
-    from conftest import TinyConvNet, randomise_batchnorm
+    from explain_models import TinyConvNet, randomise_batchnorm
 
     torch.manual_seed(3)
     model = randomise_batchnorm(TinyConvNet(in_chans=chans, num_classes=3))
@@ -63,7 +63,7 @@ def test_xrai_ranks_regions_covering_the_image_and_fast_keeps_top_30_percent(tin
     kept = float((fast != 0).float().mean())
     assert 0.25 <= kept <= 0.45
     assert attributions.attribute("fast_xrai", tiny_net, gray_images[:1], 0, steps=16).equal(fast)
-    from conftest import TinyConvNet
+    from explain_models import TinyConvNet
 
     rgb = attributions.attribute("xrai", TinyConvNet(in_chans=3).eval(), rgb_images[:1], 1, steps=8)
     assert rgb.shape == (1, 64, 64)

@@ -14,7 +14,7 @@ def gradcam_fn(model, images, targets):
 
 def trained_tiny_net():
     """Class = which corner holds a bright square; 60 Adam steps suffice to learn it."""
-    from conftest import TinyConvNet
+    from explain_models import TinyConvNet
 
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
@@ -63,7 +63,7 @@ def test_rank_correlation_reference_and_bad_layer():
     b = np.stack([a[0] ** 3, -a[1]])  # monotone increasing / decreasing transforms
     assert sanity.rank_correlation(a, b).tolist() == pytest.approx([1.0, -1.0])
     assert np.isnan(sanity.rank_correlation(np.ones((1, 2, 2)), a[:1, :2, :2])[0])
-    from conftest import TinyConvNet
+    from explain_models import TinyConvNet
 
     with pytest.raises(ExplainError, match="not parameter layers"):
         sanity.cascading_randomisation(TinyConvNet(), torch.zeros(1, 1, 8, 8), torch.zeros(1), gradcam_fn,

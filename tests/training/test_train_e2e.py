@@ -49,9 +49,9 @@ def artifact(run_id: str, path: str, tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("first")
-    result = train(f"hydra.run.dir={out}", experiment="e2e")
+    result = train(f"hydra.run.dir={out}", experiment="train-e2e")
     assert result.returncode == 0, result.stderr[-3000:]
-    (run,) = runs_of("e2e")
+    (run,) = runs_of("train-e2e")
     return run, out, result
 
 
@@ -124,9 +124,9 @@ def test_run_artifacts_reports_and_checkpoints(first_run, tmp_path) -> None:
 def test_resume_from_last_checkpoint_continues_the_same_run(first_run, tmp_path) -> None:
     run, out, _ = first_run
     result = train(f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}", "trainer.max_epochs=3",
-                   f"hydra.run.dir={tmp_path / 'resumed'}", experiment="e2e")
+                   f"hydra.run.dir={tmp_path / 'resumed'}", experiment="train-e2e")
     assert result.returncode == 0, result.stderr[-3000:]
-    (resumed,) = runs_of("e2e")
+    (resumed,) = runs_of("train-e2e")
     assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 3  # epochs 0, 1 then 2
@@ -142,10 +142,10 @@ def test_multirun_gives_one_run_per_job_and_a_failing_job_is_recorded(tmp_path) 
     """Job 0 crashes mid-fit (after its first checkpoints), job 1 completes: both runs share the sweep id."""
     result = train(
         "-m", "+callbacks.crash._target_=crash_callback.CrashAtEpoch", "+callbacks.crash.epoch=1,99",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}", experiment="sweep", python_path=Path(__file__).parent,
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", experiment="train-sweep", python_path=Path(__file__).parent,
     )
     assert result.returncode != 0  # the sweep reports its failed job
-    runs = {run.data.params["callbacks.crash.epoch"]: run for run in runs_of("sweep")}
+    runs = {run.data.params["callbacks.crash.epoch"]: run for run in runs_of("train-sweep")}
     assert set(runs) == {"1", "99"}
     assert {run.data.tags["sweep_id"] for run in runs.values()} == {str(tmp_path / "sweep")}
     assert runs["99"].info.status == "FINISHED"
@@ -157,11 +157,11 @@ def test_multirun_gives_one_run_per_job_and_a_failing_job_is_recorded(tmp_path) 
 
 
 def test_user_error_fails_the_run_with_one_clear_line(tmp_path) -> None:
-    result = train("data.healthy_class=Healthy", f"hydra.run.dir={tmp_path}", experiment="bad")
+    result = train("data.healthy_class=Healthy", f"hydra.run.dir={tmp_path}", experiment="train-bad")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("heatlens-train: error:") and "Healthy" in last_line
-    (run,) = runs_of("bad")
+    (run,) = runs_of("train-bad")
     assert run.info.status == "FAILED" and "Healthy" in run.data.tags["error"]
 
