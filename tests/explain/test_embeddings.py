@@ -70,3 +70,11 @@ def test_exact_neighbours_equal_scikit_learn_brute_force():
     ref_d, ref_i = NearestNeighbors(n_neighbors=11, algorithm="brute").fit(x).kneighbors(x)
     np.testing.assert_array_equal(indices, ref_i[:, 1:])  # reference includes each point itself first
     np.testing.assert_allclose(distances, ref_d[:, 1:], rtol=1e-4, atol=1e-4)
+
+
+def test_knn_accuracy_on_a_test_set_smaller_than_k_per_fold_scores_instead_of_failing():
+    # 2 samples per class -> 2 folds of 3 training samples: k=5 neighbours cannot exist, k is capped.
+    y = np.array([0, 0, 1, 1, 2, 2])
+    x = np.eye(3)[y] * 10.0 + np.random.default_rng(0).normal(scale=0.01, size=(6, 3))
+    accuracy = embeddings.knn_accuracy(x, y, k=5)
+    assert 0.0 <= accuracy <= 1.0

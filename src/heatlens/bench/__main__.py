@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(column)
     for r in results:
         table.add_row(r.key, f"{r.ratio:.2f}", r.ours, r.reference, r.setting)
-    Console().print(table)
+    Console(width=160).print(table)
     if args.out:
         args.out.write_text(json.dumps({r.key: round(r.ratio, 4) for r in results}, indent=2) + "\n")
     return 0

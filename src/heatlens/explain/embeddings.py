@@ -95,7 +95,9 @@ def tsne_2d(x: np.ndarray | torch.Tensor, seed: int = 0, perplexity: float = 30.
 
 def knn_accuracy(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, k: int = 5, folds: int = 5,
                  seed: int = 0) -> float:
-    """Mean stratified k-fold accuracy of a k-nearest-neighbour classifier (Euclidean)."""
+    """Mean stratified k-fold accuracy of a k-nearest-neighbour classifier (Euclidean).
+
+    `k` is capped at the smallest training fold, so tiny test sets score instead of failing."""
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -104,8 +106,11 @@ def knn_accuracy(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, k: 
     smallest = int(counts[counts > 0].min())
     if smallest < 2:
         raise ExplainError(f"knn_accuracy needs at least 2 samples per class, a class in y has {smallest}")
-    splitter = StratifiedKFold(n_splits=min(folds, smallest), shuffle=True, random_state=seed)
-    scores = cross_val_score(KNeighborsClassifier(n_neighbors=k), data, labels, cv=splitter)
+    n_splits = min(folds, smallest)
+    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    smallest_train_fold = len(data) - -(-len(data) // n_splits)
+    neighbours = KNeighborsClassifier(n_neighbors=min(k, smallest_train_fold))
+    scores = cross_val_score(neighbours, data, labels, cv=splitter, error_score="raise")
     return float(scores.mean())
 
 

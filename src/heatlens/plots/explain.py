@@ -34,7 +34,8 @@ def _overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float) -> np.ndarray
     base, _ = _grey(image)
     rgb = np.repeat(base[..., None], 3, axis=-1) if base.ndim == 2 else base
     colour = colormaps[HEATMAP_CMAP](np.clip(heatmap, 0, 1))[..., :3]
-    return (1 - alpha) * rgb + alpha * colour
+    # float32 denormalised images overshoot 1 by rounding; imshow warns on every such image
+    return np.clip((1 - alpha) * rgb + alpha * colour, 0, 1)
 
 
 def gradcam_overlays(images: np.ndarray, heatmaps: np.ndarray, titles: Sequence[str],
