@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from heatlens.paths import PROJECT_ROOT
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from heatlens.paths import CONFIG_DIR, PROJECT_ROOT
 
 # Small enough for seconds per job on 2 CPU cores, large enough that every class reaches the test split.
 TINY = ["data.num_images=96", "data.image_size=32", "trainer.max_epochs=1", "backbone.width=4", "explain.max_images=16"]
@@ -29,3 +32,12 @@ def train(args: list[str], tracking_uri: str, out_dir: Path, timeout: int = 540)
 
 def tail(result: subprocess.CompletedProcess, chars: int = 4000) -> str:
     return (result.stdout + result.stderr)[-chars:]
+
+
+def compare_config(out_dir: Path, **overrides) -> DictConfig:
+    """The composed `compare` config with `out_dir` set (its default needs a running Hydra app)."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("compare", overrides=[f"{k}={v}" for k, v in overrides.items()])
+    with open_dict(cfg):
+        cfg.out_dir = str(out_dir)  # ${hydra:runtime.output_dir} exists only inside a Hydra run
+    return cfg

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
-from sweeps import TINY, tail, train
+from sweeps import TINY, compare_config, tail, train
 
 import heatlens.cli.train  # noqa: F401  (registers the config resolvers)
 from heatlens.cli.compare import compare
@@ -154,17 +153,8 @@ def test_all_protocols_smoke_run_on_phantom_data(mlflow_root, tmp_path):
     assert "explain/heatmap_stats.npz" in artifacts[1]
     assert {"explain/attributions.npz", "explain/embeddings.npz"} <= artifacts[2]
     # Different splits and balancing: the comparison refuses to pair covid_aopc with coronahack_eigen.
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            "compare",
-            overrides=[
-                "experiment_name=protocols",
-                f"tracking_uri={uri}",
-                "log_to_mlflow=false",
-                f"pair=[{runs[0].info.run_id},{runs[1].info.run_id}]",
-            ],
-        )
-    with open_dict(cfg):
-        cfg.out_dir = str(tmp_path / "report")
+    pair = f"[{runs[0].info.run_id},{runs[1].info.run_id}]"
+    cfg = compare_config(tmp_path / "report", experiment_name="protocols", tracking_uri=uri,
+                         log_to_mlflow="false", pair=pair)
     with pytest.raises(CompareError, match="test sets differ"):
         compare(cfg)

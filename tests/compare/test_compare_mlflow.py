@@ -8,20 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from fake_runs import CLASSES, log_fake_run, make_fake_run
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
+from sweeps import compare_config
 
 from heatlens.cli.compare import compare, main
-from heatlens.paths import CONFIG_DIR
 from heatlens.tracking.query import REPORT_KIND, REPORT_TAG, load_runs
-
-
-def compare_config(out_dir, **overrides):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("compare", overrides=[f"{k}={v}" for k, v in overrides.items()])
-    with open_dict(cfg):
-        cfg.out_dir = str(out_dir)  # ${hydra:runtime.output_dir} exists only inside a Hydra run
-    return cfg
 
 
 @pytest.fixture

@@ -6,13 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
-from sweeps import TINY, tail, train
+from sweeps import TINY, compare_config, tail, train
 
 import heatlens.cli.train  # noqa: F401  (registers the config resolvers)
 from heatlens.cli.compare import compare
-from heatlens.paths import CONFIG_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -67,18 +64,9 @@ def test_optuna_search_runs_two_parallel_trials_and_maximises_the_returned_metri
 
 def test_compare_report_on_the_real_runs_matches_mlflow(optuna_search, tmp_path):
     client, uri, _, _, runs = optuna_search
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            "compare",
-            overrides=[
-                "experiment_name=optuna_search",
-                f"tracking_uri={uri}",
-                "bootstrap.n=300",
-                f"pair=[{runs[0].info.run_id},{runs[1].info.run_id}]",
-            ],
-        )
-    with open_dict(cfg):
-        cfg.out_dir = str(tmp_path / "report")
+    pair = f"[{runs[0].info.run_id},{runs[1].info.run_id}]"
+    cfg = compare_config(tmp_path / "report", experiment_name="optuna_search", tracking_uri=uri,
+                         pair=pair, **{"bootstrap.n": 300})
     out = compare(cfg)
     table = pd.read_csv(out / "tables" / "runs.csv").set_index("run_id")
     for run in runs:
