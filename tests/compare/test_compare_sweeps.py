@@ -93,9 +93,10 @@ def test_compare_report_on_the_real_runs_matches_mlflow(optuna_search, tmp_path)
 
 def test_a_failing_job_is_recorded_and_the_other_jobs_results_are_kept(mlflow_root, tmp_path):
     client, uri, _ = mlflow_root
-    # The failing job comes first: the job after it still runs.
+    # A 2-job joblib sweep whose first job fails: the other job still runs to the end.
     result = train(
-        ["-m", "backbone.freeze=bogus,none", "explain=none", "logger.experiment_name=failing_sweep", *TINY],
+        ["-m", "hydra/launcher=parallel", "backbone.freeze=bogus,none", "explain=none",
+         "logger.experiment_name=failing_sweep", *TINY],
         uri,
         tmp_path,
     )
