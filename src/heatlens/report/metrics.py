@@ -7,6 +7,9 @@ times and sklearn's input validation costs ~1 ms per call (tests check equality 
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from heatlens.explain import perturbation
 
 
 def _confusion_counts(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
@@ -58,6 +61,5 @@ def mean_value(values: np.ndarray) -> float:
 
 
 def aopc_per_image(curves: np.ndarray) -> np.ndarray:
-    """Per-image AOPC of perturbation curves (N, L+1): mean over steps k=0..L of f(x0) - f(xk) (Samek et al. 2017)."""
-    curves = np.asarray(curves, dtype=np.float64)
-    return (curves[:, :1] - curves).mean(axis=1)
+    """Per-image AOPC of stored perturbation curves (N, L+1), in float64: the explain library's definition."""
+    return perturbation.aopc_per_image(torch.as_tensor(np.asarray(curves, dtype=np.float64))).numpy()

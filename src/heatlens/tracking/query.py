@@ -131,12 +131,6 @@ def load_runs(
     return [run_data(client, run, target) for run in runs]
 
 
-def metric_history(run_id: str, key: str, tracking_uri: str | None = None) -> list[tuple[int, float]]:
-    """(step, value) history of one metric, e.g. `val/recall_disease_mean`."""
-    client = MlflowClient(resolve_tracking_uri(tracking_uri))
-    return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
-
-
 def log_report_run(
     report_dir: str | Path,
     experiment_id: str,
