@@ -1,4 +1,4 @@
-"""The package's import direction: cli -> callbacks, tracking -> models, data, plots -> explain.
+"""The package's import direction: cli -> callbacks, tracking -> models, data, plots, report -> explain.
 
 Checked on the source's import statements, so a forbidden import fails here even when no test
 happens to execute the module that holds it.
@@ -24,6 +24,8 @@ FORBIDDEN = {
     "report": ("mlflow", "heatlens.callbacks", "heatlens.cli"),
     "tracking": ("heatlens.callbacks", "heatlens.cli"),
     "callbacks": ("heatlens.cli",),
+    "sweep": ("heatlens.data", "heatlens.models", "heatlens.callbacks", "heatlens.tracking", "heatlens.cli",
+              "heatlens.report", "heatlens.plots", "heatlens.explain"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Helpers of the callbacks tests: a real multi-process gloo group on CPU, and entry-point subprocesses."""
+"""Helpers of the callbacks tests: a real multi-process gloo group on CPU, entry-point subprocesses, and a
+tiny contract model with a class-ordered image set for the explanation flow."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ import sys
 import time
 from collections.abc import Callable
 
+import lightning as L
+import numpy as np
+import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from explain_models import TinyConvNet
+from torch.utils.data import Dataset
 
 from heatlens.paths import PROJECT_ROOT
 
@@ -50,3 +56,38 @@ def run_entry_point(args: list[str], env: dict[str, str], timeout_s: float = 400
                           timeout=timeout_s)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{(done.stdout + done.stderr)[-4000:]}"
     return done
+
+
+class ClassOrderedImages(Dataset):
+    """Images listed class by class, as datasets on disk are (`sizes[c]` images of class c), items as the
+    datamodule makes them; the mask kind `lung` covers the left half of every image."""
+
+    mask_kinds = ["lung"]
+
+    def __init__(self, sizes: tuple[int, ...] = (12, 6, 2), side: int = 16) -> None:
+        self.labels = np.repeat(np.arange(len(sizes)), sizes).astype(np.int64)
+        self.ids = [f"class{c}/{i:03d}.png" for i, c in enumerate(self.labels)]
+        generator = torch.Generator().manual_seed(0)
+        self.images = torch.randn(len(self.labels), 1, side, side, generator=generator)
+        self.mask = torch.zeros(1, side, side, dtype=torch.uint8)
+        self.mask[:, :, : side // 2] = 1
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"image": self.images[index], "label": torch.tensor(self.labels[index]),
+                "index": torch.tensor(index), "masks": {"lung": self.mask}}
+
+
+class ToyModule(L.LightningModule):
+    """What PostFitExplanations needs of the LightningModule: `net`, `class_names`, a test step."""
+
+    def __init__(self, seed: int, num_classes: int = 3) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = TinyConvNet(num_classes=num_classes, width=4)
+        self.class_names = [f"class {c}" for c in range(num_classes)]
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.net(batch["image"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +18,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     env |= {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "HEATLENS_CACHE": str(root / "cache"),
             "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     return env
+
+
+@pytest.fixture
+def one_thread() -> None:
+    """One torch thread in this process: the 2 test cores are shared, and oversubscribed threads make
+    tiny convolutions ~30x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -20,7 +20,7 @@ def test_overlay_blends_the_jet_colour_into_the_image() -> None:
 def test_overlay_figure_has_the_image_then_one_panel_per_blend_level() -> None:
     figure = plots.gradcam_overlays(np.random.rand(2, 1, 8, 8), np.random.rand(2, 8, 8), ["a", "b"], (0.2, 0.5, 0.9))
     titles = [ax.get_title() for ax in figure.axes]
-    assert len(figure.axes) == 8
+    assert len(figure.axes) == 8 + 1  # 2 rows of (image + 3 blends), and one colour bar for all
     assert titles[:4] == ["a", "blend 0.2", "blend 0.5", "blend 0.9"] and titles[4] == "b"
 
 
@@ -29,7 +29,9 @@ def test_average_grid_shares_one_colour_scale_and_survives_an_absent_class() -> 
     grid[1] = np.nan  # no test image of class 1
     figure = plots.average_heatmap_grid(grid, ["a", "b", "c"])
     limits = {ax.images[0].get_clim() for ax in figure.axes if ax.images}
-    assert limits == {(float(np.nanmin(grid)), float(np.nanmax(grid)))}
+    # Raw Grad-CAM is signed: one scale, centred on zero, wide enough for every value.
+    largest = float(np.nanmax(np.abs(grid)))
+    assert limits == {(-largest, largest)}
 
 
 def test_perturbation_curves_plot_the_mean_of_the_scored_images() -> None:

@@ -17,8 +17,9 @@ CLASSES = ["COVID", "Lung_Opacity", "Normal", "Viral_Pneumonia"]
 CLASS_NAMES = ["COVID", "Lung_Opacity", "Normal", "Viral Pneumonia"]
 SCORES = ["pointing_game", "relevance_mass_accuracy", "relevance_rank_accuracy", "top_k_intersection",
           "top_k_iou", "auc", "uniform_relevance_mass_accuracy"]
-# 330 phantom images -> a test split of 33 (odd: DistributedSampler repeats one sample on 2 ranks).
-DATA = ["data.num_images=330", "data.image_size=32", "data.source_size=32", "data.augment=null"]
+# 510 phantom images -> a test split of 51 (odd: DistributedSampler repeats one sample on 2 ranks). Fewer
+# images train a model too weak for the AOPC margin below on some seeds (330: MoRF - random 0.04-0.11).
+DATA = ["data.num_images=510", "data.image_size=32", "data.source_size=32", "data.augment=null"]
 
 
 class Run:
@@ -73,13 +74,13 @@ def test_a_run_has_every_metric_figure_and_array(trained: Run) -> None:
 
     gradcam = trained.npz("explain/gradcam.npz")
     test_ids = trained.npz("reports/test_predictions.npz")
-    assert gradcam["heatmaps"].dtype == np.float16 and gradcam["heatmaps"].shape == (33, 4, 4, 4)  # 32 px / 8
+    assert gradcam["heatmaps"].dtype == np.float16 and gradcam["heatmaps"].shape == (51, 4, 4, 4)  # 32 px / 8
     assert sorted(gradcam["ids"].tolist()) == sorted(test_ids["ids"].tolist())
     np.testing.assert_allclose(gradcam["probabilities"].sum(axis=1), 1.0, atol=1e-5)
     # The explained predictions are those of the test pass (the training part's own report).
     by_id = dict(zip(test_ids["ids"].tolist(), test_ids["probs"].argmax(axis=1).tolist()))
     assert gradcam["predictions"].tolist() == [by_id[i] for i in gradcam["ids"].tolist()]
-    assert trained.npz("explain/embeddings.npz")["embeddings"].shape[0] == 33
+    assert trained.npz("explain/embeddings.npz")["embeddings"].shape[0] == 51
     assert trained.npz("explain/attributions.npz")["integrated_gradients"].shape == (2, 32, 32)
 
 
@@ -108,6 +109,7 @@ def test_trained_heatmaps_beat_the_uniform_map_and_random_order(trained: Run) ->
     assert metrics["test/acc"] > 0.5  # the model learned the lesions (chance is about 0.45: all Normal)
     assert metrics["xai/aopc_morf"] > metrics["xai/aopc_random"] + 0.05
     assert metrics["xai/aopc_morf"] > metrics["xai/aopc_lerf"]
+    assert metrics["xai/shortcut/flagged_classes"] == 0  # the phantom has no planted marker here
     local = trained.npz("explain/localisation.npz")
     mass, uniform = local["lesion__relevance_mass_accuracy"], local["lesion__uniform_relevance_mass_accuracy"]
     has_lesion = ~np.isnan(uniform)
@@ -149,11 +151,12 @@ def test_ddp_explanations_equal_single_process_on_the_same_checkpoint(trained: R
                 np.testing.assert_allclose(two[key], one[key], rtol=1e-4, atol=1e-5, err_msg=f"{path}:{key}")
             else:
                 assert np.array_equal(two[key], one[key]), f"{path}:{key}"
-    assert len(single.npz("explain/gradcam.npz")["ids"]) == 33  # the repeated sample counted once
+    assert len(single.npz("explain/gradcam.npz")["ids"]) == 51  # the repeated sample counted once
 
 
 def test_reexplaining_an_unknown_run_is_one_clear_error(store: dict[str, str]) -> None:
     cfg = OmegaConf.create({"run_id": "0123abc", "checkpoint": None, "data": {},
+                            "explain": {"max_images": 256, "sample": "stratified", "callbacks": {}},
                             "logger": {"tracking_uri": store["MLFLOW_TRACKING_URI"]}})
     with pytest.raises(ReexplainError, match="run_id=0123abc is not a run of"):
         reexplain(cfg)

@@ -14,7 +14,14 @@ from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from heatlens.callbacks import AopcCallback, EmbeddingsCallback, GradCamCallback, LocalisationCallback, SanityCallback
+from heatlens.callbacks import (
+    AopcCallback,
+    EmbeddingsCallback,
+    GradCamCallback,
+    LocalisationCallback,
+    PostFitExplanations,
+    SanityCallback,
+)
 from heatlens.data import build_datamodule
 from heatlens.models import HeatlensModule, build_model
 from heatlens.paths import CONFIG_DIR
@@ -56,15 +63,6 @@ class Probe(L.Callback):
         self.modes_after = {name: m.training for name, m in pl_module.named_modules()}
 
 
-@pytest.fixture
-def one_thread() -> None:
-    # The 2 test cores are shared: oversubscribed threads make tiny convolutions ~30x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_callbacks_keep_weights_grads_modes_and_optimizer_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 one_thread: None) -> None:
     module, datamodule = _tiny_module_and_data(tmp_path / "cache", monkeypatch)
@@ -72,9 +70,9 @@ def test_callbacks_keep_weights_grads_modes_and_optimizer_state(tmp_path: Path, 
     logger = MLFlowLogger(experiment_name="untouched", tracking_uri=uri,
                           artifact_location=(tmp_path / "artifacts").as_uri())
     probe = Probe()
-    callbacks = [GradCamCallback(max_images=6, samples_per_group=1), AopcCallback(max_images=6, region_size=16),
-                 EmbeddingsCallback(max_images=12), LocalisationCallback(max_images=6),
-                 SanityCallback(num_images=2, max_layers=2), probe]
+    steps = [GradCamCallback(samples_per_group=1), AopcCallback(region_size=16), EmbeddingsCallback(),
+             LocalisationCallback(), SanityCallback(num_images=2, max_layers=2)]
+    callbacks = [PostFitExplanations(steps, max_images=6), probe]
     trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=2, limit_val_batches=1,
                         num_sanity_val_steps=0, logger=logger, callbacks=callbacks, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)

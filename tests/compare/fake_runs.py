@@ -71,9 +71,13 @@ def log_fake_run(
     run: FakeRun,
     backbone: str = "simple_cnn",
     test_hash: str | None = None,
+    status: str = "FINISHED",
+    tags: dict[str, str] | None = None,
+    thumbnails: bool = False,
 ) -> str:
-    """Create a finished MLflow run holding `run`'s metrics, tags, test-set hash and npz arrays."""
-    mlflow_run = client.create_run(experiment_id, run_name=name, tags={"backbone": backbone, "dataset": "phantom"})
+    """Create an MLflow run (finished by default) holding `run`'s metrics, tags, test-set hash and npz arrays."""
+    tags = {"backbone": backbone, "dataset": "phantom", **(tags or {})}
+    mlflow_run = client.create_run(experiment_id, run_name=name, tags=tags)
     run_id = mlflow_run.info.run_id
     for key, value in reference_metrics(run).items():
         client.log_metric(run_id, key, value)
@@ -83,6 +87,7 @@ def log_fake_run(
         folder = Path(tmp) / "explain"
         folder.mkdir()
         # Key names as the explanation callbacks write them (heatlens.callbacks.gradcam / aopc).
+        extra = {"thumbnails": thumbnails_of(run)} if thumbnails else {}
         np.savez_compressed(
             folder / "gradcam.npz",
             ids=run.ids,
@@ -90,6 +95,7 @@ def log_fake_run(
             predictions=run.preds,
             heatmaps=run.maps.astype(np.float16),
             class_names=np.array(CLASSES),
+            **extra,
         )
         np.savez_compressed(
             folder / "aopc.npz",
@@ -99,5 +105,12 @@ def log_fake_run(
             **{f"curves_{o}": c for o, c in run.curves.items()},
         )
         client.log_artifacts(run_id, str(folder), "explain")
-    client.set_terminated(run_id, "FINISHED")
+    if status != "RUNNING":
+        client.set_terminated(run_id, status)
     return run_id
+
+
+def thumbnails_of(run: FakeRun, side: int = 16) -> np.ndarray:
+    """(N, side, side) uint8 images whose brightness encodes the row: a thumbnail is traceable to its id."""
+    return np.broadcast_to((np.arange(len(run.ids)) * 5 % 256).astype(np.uint8)[:, None, None],
+                           (len(run.ids), side, side)).copy()

@@ -16,9 +16,13 @@ from heatlens.paths import CONFIG_DIR, PROJECT_ROOT
 TINY = ["data.num_images=96", "data.image_size=32", "trainer.max_epochs=1", "backbone.width=4", "explain.max_images=16"]
 
 
-def train(args: list[str], tracking_uri: str, out_dir: Path, timeout: int = 540) -> subprocess.CompletedProcess:
-    """`python train.py ARGS` with outputs under out_dir; raises with the log tail when it times out."""
+def train(args: list[str], tracking_uri: str, out_dir: Path, timeout: int = 540,
+          python_path: Path | None = None) -> subprocess.CompletedProcess:
+    """`python train.py ARGS` with outputs under out_dir (and `python_path` importable, e.g. for test
+    callbacks); raises with the log tail when it times out."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    if python_path is not None:
+        env["PYTHONPATH"] = str(python_path)
     dirs = [f"hydra.run.dir={out_dir / 'run'}", f"hydra.sweep.dir={out_dir / 'sweep'}"]
     return subprocess.run(
         [sys.executable, "train.py", *args, *dirs],

@@ -7,7 +7,6 @@ import pytest
 from hydra import compose, initialize_config_dir
 from sweeps import TINY, compare_config, tail, train
 
-import heatlens.cli.train  # noqa: F401  (registers the config resolvers)
 from heatlens.cli.compare import compare
 from heatlens.paths import CONFIG_DIR
 from heatlens.report import CompareError

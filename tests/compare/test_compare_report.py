@@ -12,11 +12,14 @@ from heatlens.report import (
     HeatmapSet,
     ReportOptions,
     RunData,
+    ShortcutClusters,
     build_report,
     explain_arrays_from_npz,
     paired_comparison,
+    runs_by_test_set,
 )
-from heatlens.report.build import heatmap_correlations, mean_curves, summary_table
+from heatlens.report.build import heatmap_correlations, mean_curves, side_by_side, summary_table
+from heatlens.report.writer import correlation_pairs, shortcut_table
 from heatlens.report.runs import select_run
 from heatlens.report.writer import write_report
 
@@ -121,10 +124,14 @@ def test_written_report_has_tables_figures_and_pair(tmp_path):
     assert "Paired bootstrap" in markdown and "recall_macro" in html
     assert "Viral Pneumonia" in markdown
     side = report.figures["side_by_side"]
-    assert len(side.axes) == 3 * OPTIONS.max_images
+    panels = [ax for ax in side.axes if ax.get_label() != "<colorbar>"]
+    assert len(panels) == 3 * OPTIONS.max_images and len(side.axes) == len(panels) + 1  # one shared colour bar
     # Round-robin over classes: the first four examples cover all four classes.
-    titles = [ax.get_title() for ax in side.axes[: OPTIONS.max_images]]
+    titles = [ax.get_title() for ax in panels[: OPTIONS.max_images]]
     assert {t.split("\n")[1] for t in titles} == set(CLASSES)
+    # Narrow tables: no Markdown table is wider than the run column, 3 scores and one recall per class.
+    widths = [line.count("|") - 1 for line in markdown.splitlines() if line.startswith("| ")]
+    assert max(widths) <= 4 + len(CLASSES)
 
 
 def test_unscored_images_are_left_out_of_aopc_pairs():
@@ -167,3 +174,75 @@ def test_npz_files_are_merged_by_sample_id_not_position():
     curve_ids, values = run.aopc_values("morf")
     assert list(curve_ids) == list(ids[::-1])
     assert np.all(values == 0)
+
+
+def test_side_by_side_draws_each_map_over_its_thumbnail_and_says_when_a_map_is_empty():
+    a, b = run_data("a", 0), run_data("b", 0)
+    thumbnails = np.broadcast_to(np.arange(40, dtype=np.uint8)[:, None, None], (40, 8, 8)).copy()
+    a.arrays.heatmaps.thumbnails = thumbnails
+    b.arrays.heatmaps.maps = -np.abs(b.arrays.heatmaps.maps)  # no positive relevance anywhere
+    figure = side_by_side([a, b], OPTIONS)
+    panels = [ax for ax in figure.axes if ax.get_label() != "<colorbar>"]
+    first_row, second_row = panels[: OPTIONS.max_images], panels[OPTIONS.max_images:]
+    rows = a.arrays.heatmaps.rows_for(np.array([f"{c}/images/img_{i:03d}.png" for c, i in
+                                                zip(CLASSES, range(4))]))
+    for ax, row in zip(first_row, rows):
+        background, heat = ax.images
+        np.testing.assert_allclose(background.get_array(), thumbnails[row] / 255.0)  # the run's own image
+        assert heat.get_array().shape == (8, 8) and float(heat.get_array().max()) == pytest.approx(1.0)
+    for ax in second_row:
+        assert len(ax.images) == 1 and "no positive" in ax.texts[0].get_text()
+
+
+def test_shortcut_columns_and_suspect_clusters_are_reported():
+    flagged, clean, unaudited = run_data("flagged", 0), run_data("clean", 1), run_data("plain", 2)
+    for run, flag in ((flagged, 1.0), (clean, 0.0)):
+        run.metrics.update({f"xai/shortcut/COVID/flag": flag, "xai/shortcut/COVID/outside_mass": 0.4 * flag + 0.1,
+                            "xai/shortcut/COVID/border_mass": 0.25, "xai/shortcut/Normal/flag": 0.0})
+    ids = flagged.arrays.ids
+    cluster = np.where(np.arange(40) < 20, 0, 1)
+    # COVID images (label 0) of cluster 1 are suspect: rows 20, 24, ..., 36.
+    flagged.arrays.shortcut = ShortcutClusters(ids, cluster, (flagged.arrays.labels == 0) & (cluster == 1))
+    report = build_report([flagged, clean, unaudited], OPTIONS)
+    summary = report.summary.set_index("run")
+    assert summary.loc[flagged.label, "shortcut/COVID/flag"] == 1.0
+    assert np.isnan(summary.loc[unaudited.label, "shortcut/COVID/flag"])
+    table = shortcut_table(report.summary).set_index("run")
+    assert table.loc[flagged.label, "COVID"] == "FLAGGED (outside 0.500, border 0.250)"
+    assert table.loc[clean.label, "COVID"] == "ok (outside 0.100, border 0.250)"
+    assert table.loc[clean.label, "Normal"] == "ok" and table.loc[unaudited.label, "COVID"] == "–"
+    clusters = report.suspect_clusters
+    assert clusters.to_dict("records") == [{
+        "run": flagged.label, "class": "COVID", "cluster": 1, "images": 5,
+        "examples": "img_020.png, img_024.png, img_028.png, …",
+    }]
+
+
+def test_runs_are_grouped_by_test_set_largest_group_first():
+    a, b, c = run_data("a", 0), run_data("b", 1), run_data("c", 2)
+    c.test_hash = "e" * 64
+    groups = runs_by_test_set([c, a, b])
+    assert list(groups) == [a.test_hash, "e" * 64]
+    assert [r.name for r in groups[a.test_hash]] == ["a", "b"]
+
+
+def test_correlation_pairs_list_each_pair_of_runs_once():
+    runs = [run_data("a", 0), run_data("b", 0), run_data("c", 0)]
+    runs[2].arrays.heatmaps.maps = -runs[2].arrays.heatmaps.maps
+    pairs = correlation_pairs(heatmap_correlations(runs, OPTIONS)).set_index("runs")
+    assert list(pairs.index) == [f"{runs[0].label} vs {runs[1].label}", f"{runs[0].label} vs {runs[2].label}",
+                                 f"{runs[1].label} vs {runs[2].label}"]
+    assert pairs.loc[f"{runs[0].label} vs {runs[1].label}"].to_numpy() == pytest.approx(1.0, abs=1e-5)
+    assert pairs.loc[f"{runs[0].label} vs {runs[2].label}"].to_numpy() == pytest.approx(-1.0, abs=1e-5)
+
+
+def test_shortcut_arrays_are_read_with_labels_from_the_file():
+    files = {
+        "test_predictions": {"ids": np.array(["x", "y"]), "labels": np.array([0, 1]), "probs": np.eye(2)},
+        "shortcut": {"ids": np.array(["y", "x"]), "cluster": np.array([2, 0]), "suspect": np.array([1, 0]),
+                     "labels": np.array([1, 0])},
+    }
+    shortcut = explain_arrays_from_npz(files).shortcut
+    assert list(shortcut.ids) == ["y", "x"] and list(shortcut.cluster) == [2, 0]
+    assert shortcut.suspect.dtype == bool and list(shortcut.suspect) == [True, False]
+    assert list(shortcut.labels) == [1, 0]

@@ -1,5 +1,5 @@
-"""Sweeps through train.py: a 2-trial Optuna search run as 2 parallel joblib jobs, a sweep with one
-failing job, and the comparison report on the real runs of the search."""
+"""Sweeps through train.py: a 2-trial Optuna search run as 2 parallel joblib jobs and the comparison
+report on the real runs of the search (a sweep with a failing job: test_train_e2e)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ import pytest
 import yaml
 from sweeps import TINY, compare_config, tail, train
 
-import heatlens.cli.train  # noqa: F401  (registers the config resolvers)
 from heatlens.cli.compare import compare
 
 pytestmark = pytest.mark.slow
 
 
 def runs_of(client, experiment_name):
+    """The training runs of an experiment (a sweep's parent run, tag heatlens.kind=sweep, left out)."""
     experiment = client.get_experiment_by_name(experiment_name)
     assert experiment is not None, f"no MLflow experiment {experiment_name!r}"
-    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    return [r for r in runs if r.data.tags.get("heatlens.kind") != "sweep"]
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +53,11 @@ def test_optuna_search_runs_two_parallel_trials_and_maximises_the_returned_metri
         assert 1e-5 <= float(params["optimizer.lr"]) <= 1e-2
         assert 1e-6 <= float(params["optimizer.weight_decay"]) <= 1e-2
         assert params["data.batch_size"] in {"16", "32", "64"}
-        assert params["backbone.freeze"] in {"none", "backbone", "all_but_last_block"}
     assert runs[0].data.params["optimizer.lr"] != runs[1].data.params["optimizer.lr"]
     results = yaml.safe_load((out / "sweep" / "optimization_results.yaml").read_text())
     # The task returns the best validation value of selection_metric; Optuna keeps the larger one.
-    best_per_run = [
-        max(m.value for m in client.get_metric_history(r.info.run_id, "val/recall_disease_mean")) for r in runs
-    ]
+    metric = runs[0].data.params["selection_metric"]
+    best_per_run = [max(m.value for m in client.get_metric_history(r.info.run_id, metric)) for r in runs]
     assert results["best_value"] == pytest.approx(max(best_per_run))
 
 
@@ -89,23 +88,3 @@ def test_compare_report_on_the_real_runs_matches_mlflow(optuna_search, tmp_path)
     assert paired.loc["f1_macro", "B"] == pytest.approx(second["test/f1_macro"], abs=1e-6)
     assert (out / "figures" / "side_by_side.png").exists()
     assert (out / "figures" / "perturbation_curves.png").exists()
-
-
-def test_a_failing_job_is_recorded_and_the_other_jobs_results_are_kept(mlflow_root, tmp_path):
-    client, uri, _ = mlflow_root
-    # A 2-job joblib sweep whose first job fails: the other job still runs to the end.
-    result = train(
-        ["-m", "hydra/launcher=parallel", "backbone.freeze=bogus,none", "explain=none",
-         "logger.experiment_name=failing_sweep", *TINY],
-        uri,
-        tmp_path,
-    )
-    assert result.returncode != 0, tail(result)
-    runs = runs_of(client, "failing_sweep")
-    by_freeze = {r.data.params.get("backbone.freeze"): r for r in runs}
-    assert set(by_freeze) == {"none", "bogus"}
-    good, bad = by_freeze["none"], by_freeze["bogus"]
-    assert good.info.status == "FINISHED" and "test/acc" in good.data.metrics
-    assert bad.info.status == "FAILED"
-    assert "bogus" in bad.data.tags["error"]
-    assert good.data.tags["sweep_id"] == bad.data.tags["sweep_id"]

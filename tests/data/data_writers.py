@@ -28,8 +28,14 @@ def write_jpeg(path: Path, pixels: np.ndarray) -> Path:
 
 
 def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2",
-                window: tuple[float, float] | None = None) -> Path:
-    """Uncompressed 16-bit unsigned DICOM, optionally with a window centre / width."""
+                window: tuple[float, float] | None = None, rescale: tuple[float, float] | None = None,
+                palette: np.ndarray | None = None) -> Path:
+    """Uncompressed DICOM (PS3.10 file: preamble + DICM, whatever `path`'s suffix).
+
+    `pixels`: (rows, cols) or (frames, rows, cols) grey, with a trailing 3 for RGB; its dtype sets the
+    bits (uint8, uint16, int16 = signed). `window`: centre, width; `rescale`: slope, intercept;
+    `palette`: (entries, 3) uint16 LUT for PALETTE COLOR.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
@@ -40,16 +46,29 @@ def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2"
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.Modality = "CR"
     ds.PatientID = "P1"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
+    colour = photometric == "RGB"
+    frames = pixels.ndim == (4 if colour else 3)
+    if frames:
+        ds.NumberOfFrames = pixels.shape[0]
+    ds.Rows, ds.Columns = pixels.shape[1:3] if frames else pixels.shape[:2]
+    ds.SamplesPerPixel = 3 if colour else 1
+    if colour:
+        ds.PlanarConfiguration = 0
     ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
+    bits = pixels.dtype.itemsize * 8
+    ds.BitsAllocated = bits
+    ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = int(np.issubdtype(pixels.dtype, np.signedinteger))
     if window is not None:
         ds.WindowCenter, ds.WindowWidth = window
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    if rescale is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = rescale
+    if palette is not None:
+        for channel, name in enumerate(("Red", "Green", "Blue")):
+            setattr(ds, f"{name}PaletteColorLookupTableDescriptor", [len(palette), 0, 16])
+            setattr(ds, f"{name}PaletteColorLookupTableData", palette[:, channel].astype("<u2").tobytes())
+    ds.PixelData = np.ascontiguousarray(pixels).astype(pixels.dtype.newbyteorder("<")).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
 
@@ -106,4 +125,56 @@ def write_class_folders(root: Path, per_class: dict[str, int], size: int = 36) -
     for class_name, count in per_class.items():
         for i in range(count):
             write_png(root / class_name / f"img_{i:03d}.png", gradient_image(size, seed=i))
+    return root
+
+
+def write_mixed_folder(root: Path, per_class: int = 4) -> dict[str, np.ndarray]:
+    """Two class folders mixing PNG, JPEG, `.dcm`, suffix-less DICOM (media names such as `CR1/6154`)
+    and Siemens `.IMA`, 32-48 px of several aspect ratios, beside files that are not images (notes,
+    a CSV, a hidden file, a DICOMDIR). Returns id -> the grey pixels written (DICOM: the stored values)."""
+    written = {}
+    for c, class_name in enumerate(("normal", "pneumonia")):
+        for i in range(per_class):
+            rows, cols = (32, 48) if i % 3 == 0 else (48, 40) if i % 3 == 1 else (48, 48)
+            pixels = gradient_image(48, seed=10 * c + i)[:rows, :cols]
+            if c == 1:
+                pixels = pixels.copy()
+                pixels[rows // 4:rows // 2, cols // 4:cols // 2] = 255  # class evidence: a bright block
+            kind = i % 5
+            if kind == 0:
+                name = f"{class_name}/img{i}.png"
+                write_png(root / name, pixels)
+            elif kind == 1:
+                name = f"{class_name}/img{i}.jpg"
+                write_jpeg(root / name, pixels)
+            else:
+                name = {2: f"{class_name}/scan{i}.dcm", 3: f"{class_name}/CR{i}/61{i:02d}",
+                        4: f"{class_name}/export{i}.IMA"}[kind]
+                pixels = pixels.astype(np.uint16) * 16  # 12-bit range in 16-bit DICOM
+                write_dicom(root / name, pixels)
+            written[name] = pixels
+        (root / class_name / "notes.txt").write_text("not an image\n")
+        (root / class_name / ".DS_Store").write_bytes(b"\0" * 200)
+    (root / "normal" / "labels.csv").write_text("path,label\n")
+    write_dicom(root / "pneumonia" / "DICOMDIR", np.zeros((4, 4), np.uint16))  # a DICOM file, not an image
+    return written
+
+
+def write_block_images(root: Path, count: int, shape: tuple[int, int], block: tuple[int, int],
+                       mask_shape: tuple[int, int] | None = None, seed: int = 0) -> Path:
+    """covid_radiography layout, classes c0 / c1: dark images with one bright block at a random place and
+    same-named masks of that block, stored at `mask_shape` (default: the image's shape)."""
+    rng = np.random.default_rng(seed)
+    mask_shape = mask_shape or shape
+    for i in range(count):
+        image = np.full(shape, 25, np.uint8)
+        top, left = rng.integers(2, shape[0] - block[0] - 1), rng.integers(2, shape[1] - block[1] - 1)
+        image[top:top + block[0], left:left + block[1]] = 225
+        name = f"c{i % 2}/images/x{i}.png"
+        write_png(root / name, image)
+        scale_rows, scale_cols = mask_shape[0] / shape[0], mask_shape[1] / shape[1]
+        mask = np.zeros(mask_shape, np.uint8)
+        mask[round(top * scale_rows):round((top + block[0]) * scale_rows),
+             round(left * scale_cols):round((left + block[1]) * scale_cols)] = 255
+        write_png(root / name.replace("images", "masks"), mask)
     return root

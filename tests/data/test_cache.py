@@ -16,7 +16,10 @@ from data_writers import gradient_image, write_covid_radiography, write_png
 from heatlens.data import DataError, build_datamodule
 from heatlens.data import cache as cache_module
 from heatlens.data.cache import ensure_cache
+from heatlens.data.decode import DecodeOptions
 from heatlens.data.folders import list_covid_radiography
+
+AT_32 = DecodeOptions(32, 1)
 
 
 def _config(root: Path) -> dict:
@@ -52,15 +55,15 @@ def test_second_pass_opens_no_image_file(tmp_path: Path, monkeypatch):
 def test_changed_file_builds_a_new_cache(tmp_path: Path):
     root = write_covid_radiography(tmp_path / "db", {"COVID": 3, "Normal": 3})
     listing = list_covid_radiography(root, {"lung": "masks"})
-    before = ensure_cache(listing.samples, ["lung"], 32, 1, "error", tmp_path / "cache")
+    before = ensure_cache(listing.samples, ["lung"], AT_32, "error", tmp_path / "cache")
     target = root / "COVID" / "images" / "COVID-2.png"
     write_png(target, np.full((40, 40), 200, np.uint8))
     os.utime(target, ns=(1, 1))  # a different mtime even on coarse clocks
-    after = ensure_cache(listing.samples, ["lung"], 32, 1, "error", tmp_path / "cache")
+    after = ensure_cache(listing.samples, ["lung"], AT_32, "error", tmp_path / "cache")
     assert after.folder != before.folder
     row = after.ids.index("COVID/images/COVID-2.png")
     assert (after.images()[row] == 200).all() and not (before.images()[row] == 200).all()
-    assert ensure_cache(listing.samples, ["lung"], 32, 1, "error", tmp_path / "cache").folder == after.folder
+    assert ensure_cache(listing.samples, ["lung"], AT_32, "error", tmp_path / "cache").folder == after.folder
 
 
 def _build_in_child(root: str, cache_root: str, marker_dir: str, barrier) -> None:
@@ -73,7 +76,7 @@ def _build_in_child(root: str, cache_root: str, marker_dir: str, barrier) -> Non
     cache_module._build = recording_build
     listing = list_covid_radiography(Path(root), {"lung": "masks"})
     barrier.wait()
-    info = ensure_cache(listing.samples, ["lung"], 32, 1, "error", Path(cache_root))
+    info = ensure_cache(listing.samples, ["lung"], AT_32, "error", Path(cache_root))
     np.save(Path(marker_dir, f"images-{os.getpid()}.npy"), np.asarray(info.images()))
 
 
@@ -105,23 +108,23 @@ def test_interrupted_build_leaves_no_cache_and_is_redone(tmp_path: Path, monkeyp
     root = write_covid_radiography(tmp_path / "db", {"COVID": 3, "Normal": 3})
     listing = list_covid_radiography(root, {"lung": "masks"})
     calls = []
-    real_load = cache_module.load_image
+    real_decode = cache_module.decode_sample
 
     def crash_on_fourth(*args):
         calls.append(1)
         if len(calls) == 4:
             raise KeyboardInterrupt  # e.g. the job was killed mid-build
-        return real_load(*args)
+        return real_decode(*args)
 
-    monkeypatch.setattr(cache_module, "load_image", crash_on_fourth)
-    with pytest.raises(KeyboardInterrupt):
-        ensure_cache(listing.samples, ["lung"], 32, 1, "error", tmp_path / "cache")
+    monkeypatch.setattr(cache_module, "decode_sample", crash_on_fourth)
+    with pytest.raises(KeyboardInterrupt):  # one worker: decoding runs in this process, where the patch is
+        ensure_cache(listing.samples, ["lung"], AT_32, "error", tmp_path / "cache", workers=1)
     assert [p.name for p in (tmp_path / "cache").iterdir() if p.is_dir()] == []
     # A crashed builder's temporary folder (process killed, no cleanup) is never mistaken for a cache.
-    key = cache_module.cache_key(listing.samples, ["lung"], 32, 1)
+    key = cache_module.cache_key(listing.samples, ["lung"], AT_32)
     (tmp_path / "cache" / f".{key}.tmp-deadbeef").mkdir()
-    monkeypatch.setattr(cache_module, "load_image", real_load)
-    info = ensure_cache(listing.samples, ["lung"], 32, 1, "error", tmp_path / "cache")
+    monkeypatch.setattr(cache_module, "decode_sample", real_decode)
+    info = ensure_cache(listing.samples, ["lung"], AT_32, "error", tmp_path / "cache")
     assert info.folder.name == key and len(info.ids) == 6
     assert not list((tmp_path / "cache").glob(".*.tmp-*"))
 
@@ -139,3 +142,27 @@ def test_skip_bad_images_lists_them_and_goes_on(tmp_path: Path, caplog):
     strict = build_datamodule(_config(root))  # same cache, but bad images are errors here
     with pytest.raises(DataError, match="Normal-3.png"):
         strict.setup()
+
+
+def test_two_worker_processes_build_the_same_cache_as_one(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(cache_module, "_CHUNK", 4)  # 17 samples: 5 chunks, shared by both workers
+    root = write_covid_radiography(tmp_path / "db", {"COVID": 8, "Normal": 9})
+    bad = root / "COVID" / "images" / "COVID-5.png"
+    bad.write_bytes(b"broken")
+    listing = list_covid_radiography(root, {"lung": "masks"})
+    one = ensure_cache(listing.samples, ["lung"], AT_32, "skip", tmp_path / "one", workers=1)
+    two = ensure_cache(listing.samples, ["lung"], AT_32, "skip", tmp_path / "two", workers=2)
+    assert one.ids == two.ids and len(one.ids) == 16 and "COVID/images/COVID-5.png" not in one.ids
+    assert one.skipped == two.skipped and [s["file"] for s in one.skipped] == [str(bad)]
+    assert np.array_equal(one.images(), two.images()) and np.array_equal(one.masks(), two.masks())
+    row = one.ids.index("COVID/images/COVID-6.png")  # after the dropped row: rows moved up, not shifted
+    reference = cv2.resize(gradient_image(40, seed=6), (32, 32), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(two.images()[row, ..., 0], reference)
+    expected_mask = np.zeros((32, 32), np.uint8)
+    expected_mask[:16, :8] = 1
+    assert all(np.array_equal(m[0], expected_mask) for m in two.masks())
+
+
+def test_bad_build_workers_value_names_the_key(tmp_path: Path):
+    with pytest.raises(DataError, match=r"data\.build_workers=0: expected an integer >= 1 or null"):
+        build_datamodule({**_config(tmp_path), "build_workers": 0})

@@ -6,15 +6,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from data_writers import write_png
+from data_writers import write_block_images
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from heatlens.data import build_datamodule
 from heatlens.data.settings import parse_settings
 from heatlens.paths import CONFIG_DIR
 
-PHANTOM = {**OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "data" / "phantom.yaml")),
+PHANTOM = {**OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "data_common.yaml")),
+           **OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "data" / "phantom.yaml")),
            "num_images": 80, "source_size": 48, "image_size": 32, "batch_size": 8}
+PHANTOM.pop("defaults")
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +96,7 @@ def test_balance_modes_and_three_channels():
 
 def test_masks_follow_geometric_augmentation(tmp_path: Path):
     """A bright square and its mask must land in the same place after a strong random affine."""
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        image = np.full((48, 48), 30, np.uint8)
-        top, left = rng.integers(6, 30, 2)
-        image[top:top + 12, left:left + 12] = 220
-        name = f"c{i % 2}/images/x{i}.png"
-        write_png(tmp_path / name, image)
-        write_png(tmp_path / name.replace("images", "masks"), (image > 100).astype(np.uint8) * 255)
+    write_block_images(tmp_path, 8, shape=(48, 48), block=(12, 12))
     augment = {"Affine": {"rotate": [-40, 40], "translate_percent": [-0.2, 0.2], "scale": [0.8, 1.2], "p": 1.0,
                           "interpolation": 0}}
     dm = build_datamodule({"name": "covid_radiography", "root": str(tmp_path), "image_size": 48, "batch_size": 8,
@@ -124,11 +120,33 @@ def test_loader_workers_map_the_cache_themselves(phantom_dm):
     assert labels.tolist() == dm.test_dataset.labels.tolist()
 
 
-@pytest.mark.parametrize("path", sorted((CONFIG_DIR / "data").glob("*.yaml")), ids=lambda p: p.stem)
-def test_each_data_config_is_valid_and_named_after_its_file(path: Path):
-    cfg = OmegaConf.load(path)
-    assert cfg.name == path.stem
-    if cfg.root is None and cfg.name != "phantom":
-        cfg.root = "/somewhere"
-    settings = parse_settings(cfg)
-    assert settings.format == path.stem and "HorizontalFlip" not in settings.augment
+DATA_CHOICES = sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml"))
+SHARED_KEYS = set(OmegaConf.load(CONFIG_DIR / "data_common.yaml"))
+
+
+def _composed_data(*overrides: str) -> dict:
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return OmegaConf.to_container(compose("train", overrides=list(overrides)).data, resolve=True)
+
+
+def test_the_data_choices_are_the_seven_datasets():
+    assert DATA_CHOICES == ["brain_tumor", "coronahack", "covid_radiography", "csv", "image_folder", "phantom",
+                            "split_folders"]
+
+
+@pytest.mark.parametrize("name", DATA_CHOICES)
+def test_each_data_config_composes_the_shared_keys_and_is_valid(name: str):
+    data = _composed_data(f"data={name}", "backbone=simple_cnn")
+    assert data["name"] == data["format"] == name
+    assert SHARED_KEYS <= set(data) and data["image_size"] == (64 if name == "phantom" else 224)
+    if data["root"] is None and name != "phantom":
+        data["root"] = "/somewhere"
+    settings = parse_settings(data)
+    assert settings.format == name and "HorizontalFlip" not in settings.augment
+    assert (settings.resize, settings.dicom_frame, settings.build_workers) == ("pad", "middle", None)
+
+
+def test_a_dataset_value_wins_over_the_shared_one_and_a_user_override_over_both():
+    assert _composed_data("data=phantom")["num_workers"] == 0  # phantom's own value over the shared 2
+    assert _composed_data("data=csv")["num_workers"] == 2
+    assert _composed_data("data=csv", "data.image_size=96", "data.num_workers=0")["image_size"] == 96

@@ -12,6 +12,7 @@ from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from heatlens.data import phantom as phantom_module
 from heatlens.data.errors import DataError
 from heatlens.data.phantom import CLASS_NAMES, PhantomSpec, generate
 from heatlens.data.phantom_render import render_batch
@@ -103,3 +104,29 @@ def test_spec_errors_name_the_key():
         PhantomSpec(shortcut_class="Cat")
     with pytest.raises(DataError, match=r"data\.num_images=2"):
         PhantomSpec(num_images=2)
+
+
+def test_same_files_with_one_or_two_worker_processes(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(phantom_module, "_CHUNK_PIXELS", 48 * 48 * 8)  # chunks of 8: 60 images, 8 chunks
+    generate(SMALL, tmp_path / "one", workers=1)
+    generate(SMALL, tmp_path / "two", workers=2)
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+
+
+def test_masks_at_their_own_size_like_the_database(tmp_path: Path):
+    """The COVID-19 Radiography Database: 299 px images, 256 px masks; here 60 px images, 48 px masks."""
+    spec = PhantomSpec(num_images=12, source_size=60, mask_size=48, seed=3)
+    generate(spec, tmp_path / "p")
+    with open(tmp_path / "p" / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        image_path = tmp_path / "p" / row["path"]
+        lung = cv2.imread(str(image_path.parents[1] / "masks" / image_path.name), cv2.IMREAD_UNCHANGED) > 0
+        lesion = cv2.imread(str(image_path.parents[1] / "lesions" / image_path.name), cv2.IMREAD_UNCHANGED) > 0
+        assert cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED).shape == (60, 60)
+        assert lung.shape == lesion.shape == (48, 48) and 0.05 < lung.mean() < 0.5
+        assert not (lesion & ~lung).any() and np.isclose(float(row["lesion_area"]), lesion.mean(), atol=1e-4)
+        assert (lesion.sum() == 0) == (row["class"] == "Normal")
+    assert spec.key() != PhantomSpec(num_images=12, source_size=60, seed=3).key()
+    with pytest.raises(DataError, match=r"data\.mask_size=4"):
+        PhantomSpec(mask_size=4)

@@ -48,8 +48,11 @@ def test_cascading_randomisation_separates_trained_from_random_heatmaps():
     assert list(scores) == ["classifier", "body.5", "body.4", "body.1", "body.0"]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # original untouched
     assert scores["body.0"] < 0.5  # fully random model: heatmaps no longer ranked like the trained ones
-    again = sanity.cascading_randomisation(model, x, y, gradcam_fn, seed=0, layers=["body.5", "body.0"])
+    steps = []
+    again = sanity.cascading_randomisation(model, x, y, gradcam_fn, seed=0, layers=["body.5", "body.0"],
+                                           advance=steps.append)
     assert again == pytest.approx({k: scores[k] for k in ("body.5", "body.0")}, nan_ok=True)
+    assert steps == [1, 1]  # one progress step per scored layer
 
     def edge_detector(model, images, targets):  # ignores the weights: fails the sanity check
         return images[:, 0].abs()
@@ -75,6 +78,7 @@ def test_explain_imports_no_lightning_mlflow_or_hydra():
         "import sys\n"
         "import heatlens.explain\n"
         "from heatlens.explain import cam, perturbation, stats, eigen, embeddings, attributions, localisation, sanity\n"
+        "from heatlens.explain import sampling, images\n"
         "cam._library_methods(); import captum.attr, saliency.core, openTSNE\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('lightning', 'pytorch_lightning', 'lightning_fabric', 'mlflow', 'hydra', 'omegaconf'))\n"

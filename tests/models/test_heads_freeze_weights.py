@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from heatlens.models import ModelConfigError, build_model, normalization_for
+from heatlens.models import ModelConfigError, build_model, model_facts, normalization_for
 from heatlens.models.heads import GapLinearHead, PoolMlpHead
 
 SIMPLE = {"name": "simple_cnn", "width": 4}
@@ -75,7 +75,7 @@ def test_unknown_names_are_rejected_naming_the_key() -> None:
         build_model({"name": "resnet9"}, {"name": "timm"}, 4, 1)
     with pytest.raises(ModelConfigError, match=r"head.name='mlp'"):
         build_model(SIMPLE, {"name": "mlp"}, 4, 1)
-    with pytest.raises(ModelConfigError, match=r"head=pool_mlp: unexpected option"):
+    with pytest.raises(ModelConfigError, match=r"head.hiden=3: not an option of head=pool_mlp"):
         build_model(SIMPLE, {"name": "pool_mlp", "hiden": 3}, 4, 1)
     with pytest.raises(ModelConfigError, match=r"simple_cnn has no pretrained weights"):
         build_model({**SIMPLE, "pretrained": True}, {"name": "timm"}, 4, 1)
@@ -99,7 +99,7 @@ def test_weights_file_loads_a_local_timm_state_dict(efficientnet_weights, suffix
     rgb = build_model(cfg, {"name": "timm"}, num_classes=4, in_chans=3)
     torch.testing.assert_close(rgb.backbone.conv_stem.weight, state["conv_stem.weight"], rtol=0, atol=0)
     torch.testing.assert_close(rgb.backbone.blocks[6][0].conv_pw.weight, state["blocks.6.0.conv_pw.weight"], rtol=0, atol=0)
-    assert rgb.head.classifier.weight.shape == (4, 1280)  # 1000-class classifier dropped, new one built
+    assert rgb.backbone.classifier.weight.shape == (4, 1280)  # 1000-class classifier dropped, new one built
     grey = build_model(cfg, {"name": "timm"}, num_classes=4, in_chans=1)
     # timm adapts RGB filters to one channel by summing them.
     torch.testing.assert_close(grey.backbone.conv_stem.weight, state["conv_stem.weight"].sum(1, keepdim=True))
@@ -107,10 +107,31 @@ def test_weights_file_loads_a_local_timm_state_dict(efficientnet_weights, suffix
     assert not torch.equal(untouched.backbone.conv_stem.weight, state["conv_stem.weight"])
 
 
+def test_weights_file_under_an_own_head_loads_the_features_only(efficientnet_weights) -> None:
+    state, files = efficientnet_weights
+    cfg = {"name": "efficientnet_b0", "weights_file": str(files["pth"])}
+    net = build_model(cfg, {"name": "gap_linear"}, num_classes=4, in_chans=3)
+    body = net.backbone.state_dict()
+    assert set(body) == set(state) - {"classifier.weight", "classifier.bias"}
+    assert all(torch.equal(value, state[key]) for key, value in body.items())
+    assert net.head.fc.weight.shape == (4, 1280)
+
+
+def test_freeze_backbone_with_the_timm_head_trains_only_timm_classifier() -> None:
+    net = build_model({"name": "efficientnet_b0", "freeze": "backbone"}, {"name": "timm"}, num_classes=4, in_chans=1)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    _train_step(net)
+    changed = {k for k, v in net.state_dict().items() if not torch.equal(before[k], v)}
+    # BatchNorm running statistics of the frozen body stay too.
+    assert changed == {"backbone.classifier.weight", "backbone.classifier.bias"}
+
+
 def test_bad_weights_files_are_named_in_the_error(tmp_path) -> None:
     cfg = {"name": "efficientnet_b0"}
     with pytest.raises(ModelConfigError, match=r"weights_file=.*missing.pth does not exist"):
         build_model({**cfg, "weights_file": str(tmp_path / "missing.pth")}, {"name": "timm"}, 4, 3)
+    # Restoring from a checkpoint (no weights loaded) does not need the file any more.
+    build_model({**cfg, "weights_file": str(tmp_path / "missing.pth")}, {"name": "timm"}, 4, 3, load_weights=False)
     (tmp_path / "w.txt").write_text("x")
     with pytest.raises(ModelConfigError, match=r"weights_file=.*w.txt: expected one of"):
         build_model({**cfg, "weights_file": str(tmp_path / "w.txt")}, {"name": "timm"}, 4, 3)
@@ -139,3 +160,21 @@ def test_normalization_follows_the_backbone() -> None:
     assert mean == pytest.approx((0.485, 0.456, 0.406)) and std == pytest.approx((0.229, 0.224, 0.225))
     grey_mean, grey_std = normalization_for({"name": "resnet50"}, 1)
     assert grey_mean == pytest.approx((sum(mean) / 3,)) and grey_std == pytest.approx((sum(std) / 3,))
+
+
+def test_model_facts_by_hand_and_against_timm() -> None:
+    net = build_model({**SIMPLE, "freeze": "backbone"}, {"name": "timm"}, num_classes=3, in_chans=1)
+    convs = 1 * 4 * 9 + 4 * 8 * 9 + 8 * 16 * 9 + 16 * 32 * 9  # bias-free 3x3 convs, widths 4, 8, 16, 32
+    batchnorm = 2 * (4 + 8 + 16 + 32)  # weight + bias; running mean + var are buffers
+    fc = 32 * 3 + 3
+    facts = model_facts(net)
+    assert facts["model/params_total"] == convs + batchnorm + fc
+    assert facts["model/params_trainable"] == fc
+    assert facts["model/size_mb"] * 2**20 == (convs + batchnorm + fc + batchnorm) * 4 + 4 * 8  # 4 int64 counters
+    assert facts["model/depth"] == 4 + 1
+    # A timm head counts exactly timm's model; an own head counts no timm classifier.
+    timm_head = build_model({"name": "efficientnet_b0"}, {"name": "timm"}, num_classes=3, in_chans=1)
+    reference = timm.create_model("efficientnet_b0", num_classes=3, in_chans=1, device="meta")
+    assert model_facts(timm_head)["model/params_total"] == sum(p.numel() for p in reference.parameters())
+    own_head = build_model({"name": "efficientnet_b0"}, {"name": "gap_linear"}, num_classes=3, in_chans=1)
+    assert model_facts(own_head)["model/params_total"] == model_facts(timm_head)["model/params_total"]

@@ -1,4 +1,7 @@
-"""A callback that crashes training at a chosen epoch (for the failure tests' subprocesses)."""
+"""Callbacks that crash, interrupt or kill training at a chosen point (for the failure tests' subprocesses)."""
+
+import os
+import signal
 
 import lightning as L
 
@@ -10,3 +13,19 @@ class CrashAtEpoch(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch == self.epoch:
             raise RuntimeError(f"planted crash at epoch {self.epoch}")
+
+
+class SignalAt(L.Callback):
+    """Sends this process a signal at a stage: `interrupt` (SIGINT, Ctrl-C) at the end of epoch 0, or
+    `kill` (SIGKILL, nothing can clean up) when the test pass starts, i.e. after fit."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.what == "interrupt":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.what == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)

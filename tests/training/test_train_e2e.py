@@ -33,13 +33,16 @@ def train(*overrides: str, experiment: str, python_path: Path | None = None) -> 
         env["PYTHONPATH"] = str(python_path)
     flags = [o for o in overrides if o.startswith("-")]  # argparse wants -m before the overrides
     overrides = tuple(o for o in overrides if not o.startswith("-"))
-    command = [sys.executable, str(PROJECT_ROOT / "train.py"), *flags, *TINY, f"logger.experiment_name={experiment}", *overrides]
+    given = {o.split("=", 1)[0] for o in overrides}
+    tiny = [o for o in TINY if o.split("=", 1)[0] not in given]  # Hydra refuses a group chosen twice
+    command = [sys.executable, str(PROJECT_ROOT / "train.py"), *flags, *tiny, f"logger.experiment_name={experiment}", *overrides]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
 
 def runs_of(experiment: str) -> list:
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
-    return client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    found = client.get_experiment_by_name(experiment)
+    return [] if found is None else client.search_runs([found.experiment_id])
 
 
 def artifact(run_id: str, path: str, tmp_path: Path) -> Path:
@@ -57,7 +60,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory):
 
 def test_run_records_params_tags_and_metrics(first_run) -> None:
     run, out, result = first_run
-    assert run.info.status == "FINISHED" and run.info.run_name == "simple_cnn-phantom"
+    assert run.info.status == "FINISHED" and run.info.run_name == "simple_cnn-phantom-1"
     tags = run.data.tags
     assert tags["backbone"] == "simple_cnn" and tags["dataset"] == "phantom" and tags["sweep_id"] == "none"
     # A commit of this checkout (HEAD may move while the suite runs), or "unknown" outside git.
@@ -101,14 +104,17 @@ def test_run_artifacts_reports_and_checkpoints(first_run, tmp_path) -> None:
     assert run.data.metrics["test/acc"] == pytest.approx(accuracy)
     assert sorted(predictions["ids"].tolist()) == sorted(test_set["ids"])
 
-    # ...and the predictions are those of the uploaded selected checkpoint.
-    expected = {f"best-recall-{c.replace(' ', '_')}.ckpt" for c in CLASSES} | {"best-recall_disease_mean.ckpt", "last.ckpt"}
-    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
-    uploaded = {Path(a.path).name for a in client.list_artifacts(run_id, "checkpoints")}
-    assert uploaded == expected | {"index.json"}
+    # ...and the predictions are those of the uploaded selected checkpoint: the only one uploaded by
+    # default (logger.upload_checkpoints=selected); the index lists every checkpoint written.
+    expected = {f"best-recall-{c.replace(' ', '_')}.ckpt" for c in CLASSES}
+    expected |= {"best-recall_disease_mean.ckpt", "best-recall_macro.ckpt", "last.ckpt"}
     assert expected <= {p.name for p in (out / "checkpoints").iterdir()}
     selected = run.data.tags["selected_checkpoint"]
-    assert selected == "checkpoints/best-recall_disease_mean.ckpt"
+    assert selected == "checkpoints/best-recall_macro.ckpt"
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    assert {Path(a.path).name for a in client.list_artifacts(run_id, "checkpoints")} == {"best-recall_macro.ckpt", "index.json"}
+    index = yaml.safe_load(artifact(run_id, "checkpoints/index.json", tmp_path).read_text())
+    assert {Path(entry["local_path"]).name for entry in index["checkpoints"].values()} == expected
     module = HeatlensModule.load_from_checkpoint(artifact(run_id, selected, tmp_path), map_location="cpu").eval()
     mean, std = normalization_for(config["backbone"], 1)
     datamodule = build_datamodule(config["data"], mean=mean, std=std)
@@ -139,16 +145,18 @@ def test_resume_from_last_checkpoint_continues_the_same_run(first_run, tmp_path)
 
 
 def test_multirun_gives_one_run_per_job_and_a_failing_job_is_recorded(tmp_path) -> None:
-    """Job 0 crashes mid-fit (after its first checkpoints), job 1 completes: both runs share the sweep id."""
+    """Job 0 crashes mid-fit (after its first checkpoints), job 1, run beside it by the joblib launcher,
+    completes: both runs share the sweep id."""
     result = train(
-        "-m", "+callbacks.crash._target_=crash_callback.CrashAtEpoch", "+callbacks.crash.epoch=1,99",
+        "-m", "hydra/launcher=parallel", "+callbacks.crash._target_=crash_callback.CrashAtEpoch",
+        "+callbacks.crash.epoch=1,99",
         f"hydra.sweep.dir={tmp_path / 'sweep'}", experiment="train-sweep", python_path=Path(__file__).parent,
     )
     assert result.returncode != 0  # the sweep reports its failed job
     runs = {run.data.params["callbacks.crash.epoch"]: run for run in runs_of("train-sweep")}
     assert set(runs) == {"1", "99"}
     assert {run.data.tags["sweep_id"] for run in runs.values()} == {str(tmp_path / "sweep")}
-    assert runs["99"].info.status == "FINISHED"
+    assert runs["99"].info.status == "FINISHED" and "test/acc" in runs["99"].data.metrics
     failed = runs["1"]
     assert failed.info.status == "FAILED"
     assert failed.data.tags["error"] == "RuntimeError: planted crash at epoch 1"
@@ -156,12 +164,29 @@ def test_multirun_gives_one_run_per_job_and_a_failing_job_is_recorded(tmp_path) 
     assert (tmp_path / "sweep" / "0" / "checkpoints" / "last.ckpt").is_file()  # kept for a resume
 
 
-def test_user_error_fails_the_run_with_one_clear_line(tmp_path) -> None:
+def test_user_error_is_one_clear_line_and_creates_no_run(tmp_path) -> None:
     result = train("data.healthy_class=Healthy", f"hydra.run.dir={tmp_path}", experiment="train-bad")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("heatlens-train: error:") and "Healthy" in last_line
-    (run,) = runs_of("train-bad")
-    assert run.info.status == "FAILED" and "Healthy" in run.data.tags["error"]
+    assert not runs_of("train-bad")
 
+
+def test_a_run_without_uploaded_checkpoints_is_explained_from_its_local_file(tmp_path) -> None:
+    result = train("logger.upload_checkpoints=none", f"hydra.run.dir={tmp_path / 'run'}", experiment="train-local")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = runs_of("train-local")
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    assert [Path(a.path).name for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["index.json"]
+    assert "selected_checkpoint" not in run.data.tags
+    explain = subprocess.run(
+        [sys.executable, "-m", "heatlens.cli.explain", f"run_id={run.info.run_id}", "explain.max_images=8",
+         "explain.aopc.region_size=8", f"hydra.run.dir={tmp_path / 'explain'}"],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert explain.returncode == 0, explain.stderr[-3000:]
+    child = next(r for r in runs_of("train-local") if r.info.run_id != run.info.run_id)
+    assert child.info.status == "FINISHED" and child.data.tags["mlflow.parentRunId"] == run.info.run_id
+    assert child.data.tags["explained_checkpoint"] == str(tmp_path / "run" / "checkpoints" / "best-recall_macro.ckpt")
+    assert child.data.tags["test_hash"] == run.data.tags["test_hash"]  # the test set it rebuilt
+    assert "xai/aopc_morf" in child.data.metrics

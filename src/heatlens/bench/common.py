@@ -2,7 +2,7 @@
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -12,6 +12,8 @@ class BenchResult:
     ours: str  # human-readable measurement, e.g. "412 img/s"
     reference: str
     setting: str  # device, sizes, batch
+    # Measurements behind the ratio that a table in the README needs (e.g. per-phase times of `scale`).
+    details: dict[str, Any] | None = None
 
 
 def best_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from heatlens.bench.common import BenchResult, best_time
 from heatlens.data import build_datamodule
-from heatlens.data.decode import load_image, load_mask
+from heatlens.data.decode import DecodeOptions, decode_sample
 from heatlens.data.samples import Sample
 from heatlens.models import build_model
 
@@ -24,15 +24,15 @@ class DecodeEachTime(Dataset):
     """The reference: decode the files on every access, then the same transform as the cached set."""
 
     def __init__(self, samples: list[Sample], mask_kinds: list[str], channels: int, transform) -> None:
-        self.samples, self.mask_kinds, self.channels, self.transform = samples, mask_kinds, channels, transform
+        self.samples, self.mask_kinds, self.transform = samples, mask_kinds, transform
+        self.options = DecodeOptions(SIZE, channels)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
-        image = load_image(sample.image, SIZE, self.channels)
-        masks = [load_mask(sample.masks[k], SIZE) for k in self.mask_kinds]
+        image, masks = decode_sample(sample.image, [sample.masks[k] for k in self.mask_kinds], self.options)
         out = self.transform(image=image, masks=masks)
         return {"image": out["image"], "index": torch.tensor(index),
                 "masks": {k: torch.as_tensor(np.asarray(m))[None] for k, m in zip(self.mask_kinds, out["masks"])}}

@@ -1,4 +1,5 @@
-"""Lightning callbacks: recall checkpoints and the post-fit explanations of the test set.
+"""Lightning callbacks: recall checkpoints, and PostFitExplanations, which explains the tested checkpoint.
+May import heatlens.explain, models, data, plots, tracking and top-level helpers; never heatlens.cli.
 
 Names are loaded on first use (PEP 562): `heatlens.callbacks.distributed` and `.checkpoints` are
 imported by spawned worker processes and must not pull in MLflow and matplotlib for nothing.
@@ -10,13 +11,18 @@ from typing import Any
 _EXPORTS = {
     "AopcCallback": "aopc",
     "AttributionsCallback": "attributions",
-    "SanityCallback": "attributions",
-    "ExplainCallbackError": "base",
-    "ExplanationCallback": "base",
+    "CamRows": "sample",
     "EmbeddingsCallback": "embeddings",
+    "ExplainCallbackError": "base",
+    "ExplainedSample": "sample",
+    "ExplanationCallback": "base",
+    "Findings": "base",
     "GradCamCallback": "gradcam",
-    "HeatmapStatsCallback": "gradcam",
+    "HeatmapStatsCallback": "heatmap_stats",
     "LocalisationCallback": "localisation",
+    "PostFitExplanations": "post_fit",
+    "SanityCallback": "sanity",
+    "ShortcutCallback": "shortcut",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,13 +1,12 @@
-"""AOPC of the Grad-CAM heatmaps: MoRF, LeRF and random region perturbation of the test images."""
+"""AOPC of the Grad-CAM heatmaps: MoRF, LeRF and random region perturbation of the explained images."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback
-from heatlens.callbacks.context import ExplainContext
-from heatlens.callbacks.distributed import gather_by_index
+from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings
+from heatlens.callbacks.sample import ExplainedSample
 from heatlens.explain import perturbation as perturb
 from heatlens.plots import explain as plots
 
@@ -26,10 +25,9 @@ class AopcCallback(ExplanationCallback):
 
     name = "aopc"
 
-    def __init__(self, max_images: int | None = 256, region_size: int = 8, perturbation: str = "gaussian_noise",
-                 sigma: float = 0.1, correct_only: bool = True, steps: int | None = None, score: str = "prob",
-                 seed: int = 0, batch_size: int | None = None) -> None:
-        self.max_images = self.check_max_images(max_images, "explain.max_images")
+    def __init__(self, region_size: int = 8, perturbation: str = "gaussian_noise", sigma: float = 0.1,
+                 correct_only: bool = True, steps: int | None = None, score: str = "prob", seed: int = 0,
+                 batch_size: int | None = None) -> None:
         if perturbation not in perturb.PERTURBATIONS:
             raise ExplainCallbackError(
                 f"explain.aopc.perturbation={perturbation!r}: choose one of {', '.join(perturb.PERTURBATIONS)}")
@@ -43,45 +41,38 @@ class AopcCallback(ExplanationCallback):
                             score=score, batch_size=batch_size, correct_only=correct_only)
         self.seed = seed
 
-    def explain(self, context: ExplainContext) -> None:
-        mine = context.mine(self.max_images)
+    def explain(self, sample: ExplainedSample) -> Findings | None:
+        cams = sample.cams
+        explained = cams.maps_of(cams.predictions)
         curves: dict[str, list[torch.Tensor]] = {order: [] for order in ORDERS}
-        predictions, labels = [], []
-        for batch in context.batches(mine, "explain: AOPC"):
-            maps, logits, _ = context.cams(batch.index)
-            predicted = logits.argmax(axis=1)
-            heatmaps = torch.from_numpy(maps[np.arange(len(maps)), predicted])
+        for batch in sample.batches("explain: AOPC"):
+            predicted = cams.predictions[batch.rows]
+            heatmaps = torch.from_numpy(explained[batch.rows])
             for row, position in enumerate(batch.index):
                 image = batch.images[row:row + 1]
                 for order in ORDERS:
                     curves[order].append(perturb.perturbation_curves(
-                        context.net, image, heatmaps[row:row + 1], int(predicted[row]), order=order,
+                        sample.net, image, heatmaps[row:row + 1], int(predicted[row]), order=order,
                         seed=self.seed + int(position), labels=batch.labels[row:row + 1], **self.options))
-            predictions.append(predicted)
-            labels.append(batch.labels.numpy())
         rows = {f"curves_{order}": torch.cat(parts) if parts else torch.empty(0) for order, parts in curves.items()}
-        rows["predictions"] = np.concatenate(predictions) if predictions else np.empty(0, np.int64)
-        rows["labels"] = np.concatenate(labels) if labels else np.empty(0, np.int64)
-        gathered = gather_by_index(mine, rows)
-        if gathered is not None:
-            self._log(context, gathered)
+        rows |= {"labels": cams.labels, "predictions": cams.predictions}
+        gathered = sample.gather(rows)
+        if gathered is None or not len(gathered["index"]):
+            return None
+        return self._findings(sample.class_names, gathered)
 
-    def _log(self, context: ExplainContext, gathered: dict[str, np.ndarray]) -> None:
+    @staticmethod
+    def _findings(class_names: list[str], gathered: dict[str, np.ndarray]) -> Findings:
         curves = {order: gathered[f"curves_{order}"] for order in ORDERS}
-        if not len(gathered["index"]):
-            return
         values = {order: perturb.aopc(torch.from_numpy(c)) for order, c in curves.items()}
         metrics = {f"xai/aopc_{order}": value for order, value in values.items()}
         per_image = {order: perturb.aopc_per_image(torch.from_numpy(c)).numpy() for order, c in curves.items()}
-        for c, name in enumerate(context.class_names):
+        for c, name in enumerate(class_names):
             chosen = per_image["morf"][gathered["labels"] == c]
             chosen = chosen[~np.isnan(chosen)]
             metrics[f"xai/aopc_morf/{name}"] = float(chosen.mean()) if len(chosen) else float("nan")
-        context.run.log_metrics(metrics)
-        context.run.log_figure(plots.perturbation_curves_figure(curves, values), "figures/aopc/curves.png")
-        context.run.log_arrays(
-            "explain/aopc.npz", ids=context.ids(gathered["index"]), index=gathered["index"],
-            labels=gathered["labels"], predictions=gathered["predictions"],
-            **{f"curves_{o}": curves[o] for o in ORDERS}, **{f"aopc_{o}": per_image[o] for o in ORDERS},
-            class_names=np.asarray(context.class_names),
-        )
+        arrays = dict(ids=gathered["ids"], index=gathered["index"], labels=gathered["labels"],
+                      predictions=gathered["predictions"], **{f"curves_{o}": curves[o] for o in ORDERS},
+                      **{f"aopc_{o}": per_image[o] for o in ORDERS}, class_names=np.asarray(class_names))
+        return Findings(metrics=metrics, figures={"figures/aopc/curves.png": plots.perturbation_curves_figure(
+            curves, values)}, arrays={"explain/aopc.npz": arrays})

@@ -1,7 +1,15 @@
-"""One best checkpoint per class recall, one for the disease mean, plus `last` (which names its MLflow run)."""
+"""Best checkpoints per class recall, per disease mean and macro recall, plus `last` (which names its MLflow run).
+
+A plain "max of the monitor" rule lets a model that predicts one class everywhere win that class's
+recall (1.0) and tie with every better model. Here an epoch's selection key is (better than chance,
+monitor within `tolerance`, tie-break metrics): a constant classifier's macro recall is exactly
+1/C, so it never beats an epoch that separates the classes, and near-ties go to the better model.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,32 +17,99 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from heatlens.tracking.reports import slug
+from heatlens.naming import slug
 from heatlens.tracking.setup import run_reference
 
+MACRO_RECALL = "val/recall_macro"
 DISEASE_MEAN = "val/recall_disease_mean"
+VAL_LOSS = "val/loss"
 LAST = "last"
 CHECKPOINT_KEY = "heatlens"
 
 
-def recall_checkpoints(class_names: list[str], dirpath: str | Path) -> dict[str, ModelCheckpoint]:
-    """Monitor name -> ModelCheckpoint: `val/recall/<Class>` per class, the disease mean, and `last`.
+@dataclass(frozen=True)
+class SelectionKey:
+    """How one epoch ranks for one monitor; compared with `better_than`."""
+
+    beats_chance: bool
+    score: float
+    tie_breaks: tuple[float, ...]
+
+    def better_than(self, best: SelectionKey, tolerance: float) -> bool:
+        if self.beats_chance != best.beats_chance:
+            return self.beats_chance
+        if abs(self.score - best.score) > tolerance:
+            return self.score > best.score
+        return self.tie_breaks > best.tie_breaks
+
+
+def _value(metrics: dict[str, Any], name: str) -> float:
+    value = metrics.get(name)
+    value = float(value) if value is not None else float("nan")
+    return -math.inf if math.isnan(value) else value
+
+
+class SelectionCheckpoint(ModelCheckpoint):
+    """Keeps the best epoch of `monitor` (mode max) by `SelectionKey`: epochs whose macro recall
+    exceeds chance (1/C) first, then the monitor (differences up to `tolerance` count as ties),
+    then macro recall and the negative validation loss."""
+
+    def __init__(self, monitor: str, num_classes: int, tolerance: float, **kwargs: Any) -> None:
+        super().__init__(monitor=monitor, mode="max", save_top_k=1, **kwargs)
+        self.num_classes = num_classes
+        self.tolerance = tolerance
+        self.best_key: SelectionKey | None = None
+
+    def selection_key(self, metrics: dict[str, Any]) -> SelectionKey:
+        macro = _value(metrics, MACRO_RECALL)
+        tie_breaks = (-_value(metrics, VAL_LOSS),) if self.monitor == MACRO_RECALL else (
+            macro, -_value(metrics, VAL_LOSS))
+        # A one-class model scores exactly 1/C; the margin absorbs float error of the metric.
+        return SelectionKey(macro > 1.0 / self.num_classes + 1e-6, _value(metrics, self.monitor), tie_breaks)
+
+    def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
+        if current is None:
+            return False
+        key = self.selection_key(trainer.callback_metrics)
+        better = self.best_key is None or key.better_than(self.best_key, self.tolerance)
+        better = trainer.strategy.reduce_boolean_decision(bool(better))
+        if better:
+            self.best_key = key
+        return better
+
+    def state_dict(self) -> dict[str, Any]:
+        key = None if self.best_key is None else vars(self.best_key)
+        return {**super().state_dict(), "best_key": key}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        key = state_dict.get("best_key")
+        if key is not None:
+            self.best_key = SelectionKey(key["beats_chance"], key["score"], tuple(key["tie_breaks"]))
+
+
+def monitors(class_names: list[str]) -> list[str]:
+    """Every metric a best checkpoint is kept for: each class's recall, the disease mean, macro recall."""
+    return [f"val/recall/{name}" for name in class_names] + [DISEASE_MEAN, MACRO_RECALL]
+
+
+def recall_checkpoints(class_names: list[str], dirpath: str | Path, tolerance: float = 0.0) -> dict[str, ModelCheckpoint]:
+    """Monitor name -> checkpoint callback: one `SelectionCheckpoint` per monitor, and `last`.
 
     Best checkpoints hold weights only (they are for testing and explaining); `last.ckpt` holds the
     full training state for a resume.
     """
-    monitors = [f"val/recall/{name}" for name in class_names] + [DISEASE_MEAN]
-    callbacks = {
-        monitor: ModelCheckpoint(
+    callbacks: dict[str, ModelCheckpoint] = {
+        monitor: SelectionCheckpoint(
+            monitor,
+            num_classes=len(class_names),
+            tolerance=tolerance,
             dirpath=dirpath,
             filename="best-" + slug(monitor.removeprefix("val/").replace("/", "-")),
-            monitor=monitor,
-            mode="max",
-            save_top_k=1,
             save_weights_only=True,
             auto_insert_metric_name=False,
         )
-        for monitor in monitors
+        for monitor in monitors(class_names)
     }
     # Without a monitor, top-1 is the newest epoch; Lightning's own `save_last` only writes when a
     # monitored checkpoint was saved in the same step.

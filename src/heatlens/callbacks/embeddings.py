@@ -6,9 +6,8 @@ import logging
 
 import numpy as np
 
-from heatlens.callbacks.base import ExplanationCallback
-from heatlens.callbacks.context import ExplainContext
-from heatlens.callbacks.distributed import gather_by_index
+from heatlens.callbacks.base import ExplanationCallback, Findings
+from heatlens.callbacks.sample import ExplainedSample
 from heatlens.explain import embeddings
 from heatlens.plots import explain as plots
 
@@ -33,36 +32,38 @@ class EmbeddingsCallback(ExplanationCallback):
 
     name = "embeddings"
 
-    def __init__(self, max_images: int | None = 256, raw_size: int = 32, knn_k: int = 5, seed: int = 0) -> None:
-        self.max_images = self.check_max_images(max_images, "explain.max_images")
+    def __init__(self, raw_size: int = 32, knn_k: int = 5, seed: int = 0) -> None:
         self.raw_size = raw_size
         self.knn_k = knn_k
         self.seed = seed
 
-    def explain(self, context: ExplainContext) -> None:
-        mine = context.mine(self.max_images)
+    def explain(self, sample: ExplainedSample) -> Findings | None:
         vectors, raw, labels = [], [], []
-        for batch in context.batches(mine, "explain: embeddings"):
-            vectors.append(embeddings.penultimate_embeddings(context.net, batch.images))
+        for batch in sample.batches("explain: embeddings"):
+            vectors.append(embeddings.penultimate_embeddings(sample.net, batch.images))
             raw.append(embeddings.raw_pixels(batch.images, size=self.raw_size))
             labels.append(batch.labels.numpy())
         rows = {name: np.concatenate(parts) if parts else np.empty(0, np.float32)
                 for name, parts in (("embedding", vectors), ("raw", raw), ("labels", labels))}
-        gathered = gather_by_index(mine, rows)
+        gathered = sample.gather(rows)
         if gathered is None or len(gathered["index"]) < 4:
-            return
+            return None
         y = gathered["labels"].astype(np.int64)
         knn_raw, silhouette_raw = _separation(gathered["raw"], y, self.knn_k, self.seed)
         knn_emb, silhouette_emb = _separation(gathered["embedding"], y, self.knn_k, self.seed)
-        context.run.log_metrics({"xai/knn_acc_raw": knn_raw, "xai/knn_acc_embedding": knn_emb,
-                                 "xai/silhouette_raw": silhouette_raw, "xai/silhouette_embedding": silhouette_emb})
-        with context.timer.stage("tsne"):
+        with sample.timer.stage("tsne"), sample.progress(2, "explain: t-SNE") as advance:
             tsne_raw = embeddings.tsne_2d(gathered["raw"], seed=self.seed, n_jobs=1)
+            advance(1)
             tsne_emb = embeddings.tsne_2d(gathered["embedding"], seed=self.seed, n_jobs=1)
+            advance(1)
         subtitles = (f"k-NN acc {knn_raw:.3f}, silhouette {silhouette_raw:.3f}",
                      f"k-NN acc {knn_emb:.3f}, silhouette {silhouette_emb:.3f}")
-        context.run.log_figure(plots.tsne_side_by_side(tsne_raw, tsne_emb, y, context.class_names, subtitles),
-                               "figures/embeddings/tsne.png")
-        context.run.log_arrays("explain/embeddings.npz", ids=context.ids(gathered["index"]), index=gathered["index"],
-                               labels=y, embeddings=gathered["embedding"].astype(np.float32),
-                               tsne_raw=tsne_raw, tsne_embedding=tsne_emb, class_names=np.asarray(context.class_names))
+        return Findings(
+            metrics={"xai/knn_acc_raw": knn_raw, "xai/knn_acc_embedding": knn_emb,
+                     "xai/silhouette_raw": silhouette_raw, "xai/silhouette_embedding": silhouette_emb},
+            figures={"figures/embeddings/tsne.png": plots.tsne_side_by_side(
+                tsne_raw, tsne_emb, y, sample.class_names, subtitles)},
+            arrays={"explain/embeddings.npz": dict(
+                ids=gathered["ids"], index=gathered["index"], labels=y,
+                embeddings=gathered["embedding"].astype(np.float32), tsne_raw=tsne_raw, tsne_embedding=tsne_emb,
+                class_names=np.asarray(sample.class_names))})

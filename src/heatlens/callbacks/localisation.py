@@ -7,9 +7,8 @@ import logging
 import numpy as np
 import torch
 
-from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback
-from heatlens.callbacks.context import ExplainContext
-from heatlens.callbacks.distributed import gather_by_index
+from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings
+from heatlens.callbacks.sample import ExplainedSample
 from heatlens.explain import cam, localisation
 
 log = logging.getLogger(__name__)
@@ -29,8 +28,7 @@ class LocalisationCallback(ExplanationCallback):
 
     name = "localisation"
 
-    def __init__(self, max_images: int | None = 256, target: str = "label", top_k: float = 0.1) -> None:
-        self.max_images = self.check_max_images(max_images, "explain.max_images")
+    def __init__(self, target: str = "label", top_k: float = 0.1) -> None:
         if target not in TARGETS:
             raise ExplainCallbackError(f"localisation target={target!r}: choose one of {', '.join(TARGETS)}")
         if not 0 < top_k <= 1:
@@ -38,37 +36,32 @@ class LocalisationCallback(ExplanationCallback):
         self.target = target
         self.top_k = top_k
 
-    def explain(self, context: ExplainContext) -> None:
-        kinds = context.mask_kinds
+    def explain(self, sample: ExplainedSample) -> Findings | None:
+        kinds = sample.mask_kinds
         if not kinds:
             log.info("localisation: the dataset has no masks; nothing to score")
-            return
-        mine = context.mine(self.max_images)
-        parts: dict[str, list[np.ndarray]] = {"labels": []}
-        for batch in context.batches(mine, "explain: localisation"):
-            maps, logits, labels = context.cams(batch.index)
-            targets = labels if self.target == "label" else logits.argmax(axis=1)
-            heat = cam.relu(torch.from_numpy(maps[np.arange(len(maps)), targets]))
-            parts["labels"].append(labels)
+            return None
+        cams = sample.cams
+        explained = cams.maps_of(cams.labels if self.target == "label" else cams.predictions)
+        names = [f"{kind}/{score}" for kind in kinds for score in (*localisation.SCORES, UNIFORM)]
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        for batch in sample.batches("explain: localisation"):
+            heat = cam.relu(torch.from_numpy(explained[batch.rows]))
             for kind in kinds:
                 masks = batch.masks[kind]
                 scores = localisation.localisation_scores(heat, masks, top_k=self.top_k)
                 area = masks.flatten(1).double().mean(dim=1).numpy()
                 scores[UNIFORM] = np.where(area > 0, area, np.nan)
                 for score, values in scores.items():
-                    parts.setdefault(f"{kind}/{score}", []).append(values)
-        names = [f"{kind}/{score}" for kind in kinds for score in (*localisation.SCORES, UNIFORM)]
-        rows = {name: np.concatenate(parts[name]) if parts.get(name) else np.empty(0)
-                for name in ["labels", *names]}
-        gathered = gather_by_index(mine, rows)
+                    parts[f"{kind}/{score}"].append(values)
+        rows = {name: np.concatenate(parts[name]) if parts[name] else np.empty(0) for name in names}
+        gathered = sample.gather({"labels": cams.labels, **rows})
         if gathered is None or not len(gathered["index"]):
-            return
+            return None
         metrics = {}
         for name in names:
-            values = gathered[name]
-            finite = values[~np.isnan(values)]
+            finite = gathered[name][~np.isnan(gathered[name])]
             metrics[f"xai/loc/{name}"] = float(finite.mean()) if len(finite) else float("nan")
-        context.run.log_metrics(metrics)
         per_score = {name.replace("/", "__"): gathered[name] for name in names}
-        context.run.log_arrays("explain/localisation.npz", ids=context.ids(gathered["index"]),
-                               index=gathered["index"], labels=gathered["labels"], **per_score)
+        return Findings(metrics=metrics, arrays={"explain/localisation.npz": dict(
+            ids=gathered["ids"], index=gathered["index"], labels=gathered["labels"], **per_score)})

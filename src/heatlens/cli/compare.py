@@ -11,16 +11,15 @@ import tempfile
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from heatlens.paths import CONFIG_DIR, PROJECT_ROOT
+from heatlens.cli.console import quiet_console
+from heatlens.paths import CONFIG_DIR
 from heatlens.report import CompareError, ReportOptions, build_report, write_report
 from heatlens.report.runs import select_run
 from heatlens.tracking.query import load_runs, log_report_run, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
-# Same resolver as the train app: report folders land under <project root>/outputs whatever the cwd.
-OmegaConf.register_new_resolver("heatlens.project_root", lambda: str(PROJECT_ROOT), replace=True)
 
 
 def options_from_config(cfg: DictConfig) -> ReportOptions:
@@ -47,7 +46,8 @@ def compare(cfg: DictConfig) -> Path:
             include_unfinished=bool(cfg.include_unfinished),
         )
         if not runs:
-            raise CompareError(f"experiment {cfg.experiment_name!r} has no finished run to compare")
+            what = f"run ids {run_ids}" if run_ids else f"experiment {cfg.experiment_name!r}"
+            raise CompareError(f"{what}: no finished run to compare")
         pair = None
         if cfg.pair:
             if len(cfg.pair) != 2:
@@ -68,6 +68,7 @@ def compare(cfg: DictConfig) -> Path:
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="compare", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    quiet_console()
     try:
         compare(cfg)
     except CompareError as error:

@@ -6,6 +6,11 @@ is the whole sweep, so every child replays every job (and the ranks of one job d
 job: the job's own overrides, in RUN mode, in the job's output folder. `ddp_job` brackets one
 job: it waits for that job's children, destroys its process group and restores the DDP
 environment variables, so the next job of the sweep starts a fresh group on a fresh port.
+
+Under an external launcher (`torchrun`, SLURM's `srun`) every rank is started by the launcher and
+runs `train.py` itself: Lightning's cluster environment (TorchElastic, SLURM) reads the ranks from
+the environment and `creates_processes_externally`, so the launcher starts no process and nothing
+is reaped (README "Multi-node").
 """
 
 from __future__ import annotations
@@ -35,11 +40,6 @@ _HYDRA_KEYS_REPLACED = (
 CHILD_WAIT_S = 120.0
 
 _launched: list[subprocess.Popen] = []
-
-
-def is_ddp_child() -> bool:
-    """True in a process started by the DDP launcher for a rank > 0 (it must not create MLflow runs)."""
-    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
 
 
 def _override_key(override: str) -> str:
@@ -165,8 +165,9 @@ def ddp_job(child_wait_s: float = CHILD_WAIT_S) -> Iterator[None]:
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
-        if not is_ddp_child():
-            _reap_children(child_wait_s)
+        # The ranks this process launched, if any (none under torchrun / srun). Not keyed on the rank:
+        # with Lightning's own launcher on several nodes, each node's first process launches the others.
+        _reap_children(child_wait_s)
         for name, value in saved_env.items():
             if value is None:
                 os.environ.pop(name, None)

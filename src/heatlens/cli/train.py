@@ -1,55 +1,49 @@
-"""`python train.py [overrides]`: train, test the selected checkpoint and report, all in one MLflow run."""
+"""`python train.py [overrides]`: check the config, train, test and explain the selected checkpoint, in one MLflow run.
+
+The run stays RUNNING until test metrics, reports and explanations are all logged: FINISHED only
+then, KILLED on Ctrl-C, FAILED (tag `error`, `reports/error.txt`) on any error.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import hydra
 import lightning as L
+import numpy as np
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from torch.utils.data import DataLoader
 
-from heatlens.callbacks.checkpoints import (
-    RunInCheckpoint,
-    checkpoint_epoch,
-    checkpoint_files,
-    recall_checkpoints,
-    run_in_checkpoint,
-)
-from heatlens.cli.ddp import ddp_job, ddp_strategy
-from heatlens.data import DataError, build_datamodule
-from heatlens.models import HeatlensModule, ModelConfigError, backbone_spec, build_model, model_facts, normalization_for
-from heatlens.paths import CONFIG_DIR, PROJECT_ROOT
+from heatlens.callbacks.checkpoints import LAST, RunInCheckpoint, checkpoint_epoch, checkpoint_files
+from heatlens.callbacks.distributed import gather_by_index
+from heatlens.cli.checks import USER_ERRORS, TrainConfigError, TrainJob, check_job
+from heatlens.cli.console import print_headline, quiet_console
+from heatlens.cli.ddp import ddp_job
+from heatlens.models import HeatlensModule, HeatlensNet, build_model, gradcam_map_size, model_facts
+from heatlens.paths import CONFIG_DIR, home_dir
 from heatlens.tracking import (
     RunHandle,
-    TrackingError,
     create_logger,
     git_commit,
     handle_for,
     log_checkpoints,
     log_run_config,
+    log_selected_model,
     log_test_reports,
-    record_failure,
+    run_location,
 )
+from heatlens.tracking.query import summary_figure_for_run
+from heatlens.tracking.outcome import recorded_outcome
 
 log = logging.getLogger(__name__)
 
-OmegaConf.register_new_resolver("heatlens.project_root", lambda: str(PROJECT_ROOT), replace=True)
-
-
-class TrainConfigError(ValueError):
-    """A training option is wrong: the message names the key and value at fault."""
-
-
-# Errors caused by the user's input: reported as one line, without a traceback.
-USER_ERRORS = (TrainConfigError, DataError, ModelConfigError, TrackingError)
+# Grad-CAM maps smaller than this (per side) are too coarse to say where a model looks.
+MIN_MAP_SIDE = 7
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
@@ -65,133 +59,112 @@ def main(cfg: DictConfig) -> float:
 
 
 def train(cfg: DictConfig) -> float:
-    """Run one training job as configured; every failure is recorded in its MLflow run."""
-    L.seed_everything(cfg.seed, workers=True)
-    try:
-        config = OmegaConf.to_container(cfg, resolve=True)
-    except OmegaConfBaseException as err:
-        raise TrainConfigError(f"the configuration does not resolve: {err}") from None
-    resume = _resume_reference(cfg.ckpt_path)
-    logger = create_logger(cfg.logger, _run_name(cfg), _tags(cfg), run_id=resume)
+    """Run one training job as configured; once its MLflow run exists every outcome is recorded in it."""
+    quiet_console()
+    job = check_job(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    logger = create_logger(cfg.logger, _run_name(cfg), _tags(cfg), run_id=job.resume_run_id,
+                           job_number=_job_number())
+    job.trainer.loggers = [logger]
+    job.trainer.callbacks.append(RunInCheckpoint())
     run = handle_for(logger) if rank_zero_only.rank == 0 else None
-    try:
+    with recorded_outcome(run, job.trainer):
         if run is not None:
-            _log_start(cfg, config, run, resumed=resume is not None)
-        best = _fit_and_test(cfg, config, logger, run)
+            _log_start(cfg, job.config, run, resumed=job.resume_run_id is not None)
+        best = _fit_test_explain(cfg, job, run)
         if run is not None:
-            run.set_status("FINISHED")
-            _print_location(run, cfg.logger.experiment_name)
-        return best
-    except KeyboardInterrupt:
-        if run is not None:
-            run.set_status("KILLED")
-        raise
-    except Exception as error:
-        if run is not None:
-            record_failure(run, error)
-        raise
+            run.log_figure(summary_figure_for_run(run.client, run.run_id), "summary.png")
+    if run is not None:
+        print_headline(run.client.get_run(run.run_id).data.metrics)
+        print(run_location(run))
+    return best
 
 
-def _fit_and_test(cfg: DictConfig, config: dict, logger: Any, run: RunHandle | None) -> float:
-    mean, std = normalization_for(cfg.backbone, cfg.data.channels)
-    datamodule = build_datamodule(cfg.data, mean=mean, std=std)
+def _fit_test_explain(cfg: DictConfig, job: TrainJob, run: RunHandle | None) -> float:
+    datamodule, trainer = job.datamodule, job.trainer
     datamodule.prepare_data()
     datamodule.setup("fit")
-    _check_input_size(cfg, datamodule.image_size)
+    # Seeded again here: the weights must not depend on whether preparing the data drew random numbers.
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     net = build_model(cfg.backbone, cfg.head, datamodule.num_classes, datamodule.channels)
     weights = datamodule.class_weights
     module = HeatlensModule(
-        cfg=config,
+        cfg=job.config,
         class_names=datamodule.class_names,
         in_chans=datamodule.channels,
         healthy_class=datamodule.healthy_class,
         class_weights=None if weights is None else weights.tolist(),
         net=net,
     )
+    _warn_small_gradcam_map(net, datamodule.image_size, datamodule.channels, run)
     if run is not None:
         run.log_metrics(model_facts(net))
-    checkpoints = recall_checkpoints(datamodule.class_names, _checkpoint_dir(cfg))
-    if cfg.selection_metric not in checkpoints or cfg.selection_metric == "last":
-        choices = [m for m in checkpoints if m != "last"]
-        raise TrainConfigError(f"selection_metric={cfg.selection_metric!r}: choose one of {choices}")
-    callbacks = [
-        *checkpoints.values(),
-        RunInCheckpoint(),
-        *_instantiate_all(cfg.callbacks, "callbacks"),
-        *_instantiate_all(cfg.explain.get("callbacks"), "explain.callbacks"),
-    ]
-    trainer = build_trainer(cfg, callbacks, logger)
+        if datamodule.skipped:
+            run.log_dict(datamodule.skipped, "reports/skipped_files.json")
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
 
-    selected = checkpoints[cfg.selection_metric]
-    best_path = selected.best_model_path or checkpoints["last"].best_model_path
-    trainer.test(module, datamodule=datamodule, ckpt_path=best_path)
-    trainer.predict(module, dataloaders=datamodule.val_dataloader(), ckpt_path=best_path, return_predictions=False)
+    tested, best_path = _selected_checkpoint(job, cfg.selection_metric, run)
+    trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)
+    test = predictions(trainer, module, datamodule.test_dataloader(), best_path)
+    val = predictions(trainer, module, datamodule.val_dataloader(), best_path)
     if run is not None:
         log_test_reports(
-            run,
-            datamodule.class_names,
-            datamodule.healthy_class,
-            test=module.predictions["test"],
-            val=module.predictions["predict"],
-            test_ids=datamodule.test_dataset.ids,
-            test_hash=datamodule.test_hash,
+            run, datamodule.class_names, datamodule.healthy_class, test=test, val=val,
+            test_ids=datamodule.test_dataset.ids, test_hash=datamodule.test_hash,
             selected_epoch=checkpoint_epoch(best_path),
         )
-        scores = {m: None if cb.best_model_score is None else float(cb.best_model_score) for m, cb in checkpoints.items()}
-        log_checkpoints(run, checkpoint_files(checkpoints), scores, cfg.selection_metric)
+        scores = {m: None if cb.best_model_score is None else float(cb.best_model_score)
+                  for m, cb in job.checkpoints.items()}
+        log_checkpoints(run, checkpoint_files(job.checkpoints), scores, tested, upload=cfg.logger.upload_checkpoints)
+        log_selected_model(run, best_path, image_size=datamodule.image_size, channels=datamodule.channels,
+                           mean=datamodule.mean, std=datamodule.std, resize=datamodule.settings.resize,
+                           registered_model_name=cfg.logger.registered_model_name)
+    selected = job.checkpoints[cfg.selection_metric]
     return float("nan") if selected.best_model_score is None else float(selected.best_model_score)
 
 
-def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], logger: Any) -> L.Trainer:
-    """The Lightning Trainer from `cfg.trainer` (its keys are Trainer keyword arguments)."""
-    options = OmegaConf.to_container(cfg.trainer, resolve=True)
-    # DDP children must re-run only this job, not the whole sweep (Lightning issue 11300).
-    options["strategy"] = ddp_strategy(options.get("strategy", "auto"))
-    try:
-        return L.Trainer(
-            **options, callbacks=callbacks, logger=logger, default_root_dir=HydraConfig.get().runtime.output_dir
-        )
-    except TypeError as err:
-        raise TrainConfigError(f"trainer: {err} (keys: {sorted(options)})") from None
+def _selected_checkpoint(job: TrainJob, selection_metric: str, run: RunHandle | None) -> tuple[str, str]:
+    """(monitor, path) of the checkpoint to test: the selection metric's best, else `last` (said once).
+
+    Rank 0 wrote the checkpoints and decides; every rank tests its choice (DDP on several nodes: a
+    node that cannot see the file must fail, not test another checkpoint).
+    """
+    monitor, path = selection_metric, job.checkpoints[selection_metric].best_model_path
+    if not (path and Path(path).is_file()):
+        monitor, path = LAST, job.checkpoints[LAST].best_model_path
+    monitor, path = job.trainer.strategy.broadcast((monitor, path))
+    if not job.trainer.strategy.reduce_boolean_decision(Path(path).is_file(), all=True):
+        raise TrainConfigError(f"checkpoint {path} (written by rank 0) is not readable on every rank: put "
+                               f"hydra.run.dir on a file system all nodes share")
+    if monitor == LAST:
+        message = f"selection_metric={selection_metric} has no checkpoint (it was never logged): testing last.ckpt"
+        log.warning(message)
+        if run is not None:
+            run.set_tags({"selection_fallback": message})
+    return monitor, path
 
 
-def _instantiate_all(nodes: DictConfig | None, key: str) -> list[L.Callback]:
-    instances = []
-    for name, node in (nodes or {}).items():
-        try:
-            instances.append(hydra.utils.instantiate(node))
-        except InstantiationException as err:
-            raise TrainConfigError(f"{key}.{name} cannot be built: {err}") from None
-    return instances
+def predictions(trainer: L.Trainer, module: HeatlensModule, loader: DataLoader,
+                ckpt_path: str) -> dict[str, np.ndarray] | None:
+    """Probabilities, labels and dataset index of every sample of `loader`, gathered on rank 0
+    (None on other ranks), one row per sample in index order."""
+    batches = trainer.predict(module, dataloaders=loader, ckpt_path=ckpt_path, return_predictions=True) or []
+    parts = {key: np.concatenate([b[key].numpy() for b in batches]) if batches else np.empty(0)
+             for key in ("probs", "labels", "index")}
+    if not batches:
+        parts["probs"] = np.empty((0, len(module.class_names)), np.float32)
+    return gather_by_index(parts["index"].astype(np.int64), {"probs": parts["probs"], "labels": parts["labels"]})
 
 
-def _check_input_size(cfg: DictConfig, image_size: int) -> None:
-    minimum = backbone_spec(cfg.backbone.name).min_input_size
-    if image_size < minimum:
-        raise TrainConfigError(
-            f"data.image_size={image_size} is below the {minimum} px that backbone={cfg.backbone.name} needs"
-        )
-
-
-def _checkpoint_dir(cfg: DictConfig) -> Path:
-    """A resumed job writes beside the checkpoint it resumes from, so the best scores carry over."""
-    if cfg.ckpt_path:
-        return Path(cfg.ckpt_path).resolve().parent
-    return Path(HydraConfig.get().runtime.output_dir) / "checkpoints"
-
-
-def _resume_reference(ckpt_path: str | None) -> str | None:
-    """The MLflow run id stored in the checkpoint to resume from (None: start a new run)."""
-    if ckpt_path is None:
-        return None
-    if not Path(ckpt_path).is_file():
-        raise TrainConfigError(f"ckpt_path={ckpt_path} does not exist")
-    reference = run_in_checkpoint(ckpt_path)
-    if reference is None:
-        log.warning("ckpt_path=%s names no MLflow run: resuming into a new run", ckpt_path)
-        return None
-    return reference["run_id"]
+def _warn_small_gradcam_map(net: HeatlensNet, image_size: int, channels: int, run: RunHandle | None) -> None:
+    height, width = gradcam_map_size(net, image_size, channels)
+    if min(height, width) >= MIN_MAP_SIDE:
+        return
+    message = (f"Grad-CAM maps of {net.name} at data.image_size={image_size} are {height}x{width}: too coarse to "
+               f"localise; raise data.image_size (native size of this backbone: see conf/backbone)")
+    log.warning(message)
+    if run is not None:
+        run.set_tags({"small_gradcam_map": f"{height}x{width}"})
 
 
 def _dataset_name(cfg: DictConfig) -> str:
@@ -202,13 +175,18 @@ def _run_name(cfg: DictConfig) -> str:
     return f"{cfg.backbone.name}-{_dataset_name(cfg)}"
 
 
+def _job_number() -> int | None:
+    hydra_cfg = HydraConfig.get()
+    return hydra_cfg.job.num if hydra_cfg.mode == RunMode.MULTIRUN else None
+
+
 def _sweep_id() -> str:
-    """The sweep folder (relative to the project when inside it) shared by all jobs of a multirun."""
+    """The sweep folder (relative to the working home when inside it) shared by all jobs of a multirun."""
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return "none"
-    sweep_dir = Path(hydra_cfg.sweep.dir).resolve()
-    return str(sweep_dir.relative_to(PROJECT_ROOT)) if sweep_dir.is_relative_to(PROJECT_ROOT) else str(sweep_dir)
+    sweep_dir, home = Path(hydra_cfg.sweep.dir).resolve(), home_dir().resolve()
+    return str(sweep_dir.relative_to(home)) if sweep_dir.is_relative_to(home) else str(sweep_dir)
 
 
 def _tags(cfg: DictConfig) -> dict[str, str]:
@@ -228,12 +206,3 @@ def _log_start(cfg: DictConfig, config: dict, run: RunHandle, resumed: bool) -> 
     run.set_tags({"output_dir": hydra_cfg.runtime.output_dir})
     overrides = OmegaConf.to_yaml(OmegaConf.create(list(hydra_cfg.overrides.task)))
     log_run_config(run, config, OmegaConf.to_yaml(cfg, resolve=True), overrides, resumed=resumed)
-
-
-def _print_location(run: RunHandle, experiment_name: str) -> None:
-    experiment_id = run.client.get_run(run.run_id).info.experiment_id
-    print(
-        f"\nMLflow run {run.run_id} (experiment {experiment_name!r}, id {experiment_id}) in {run.tracking_uri}\n"
-        f"Open it:  mlflow ui --backend-store-uri {run.tracking_uri}\n"
-        f"then http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run.run_id}"
-    )

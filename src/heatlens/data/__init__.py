@@ -1,4 +1,6 @@
-"""Datasets, the built-in phantom, the decoded cache, splits, transforms and the DataModule."""
+"""Datasets and formats (DICOM by content), the phantom, the decoded cache, splits, seeded augmentation, DataModule.
+Imports only heatlens.paths, heatlens.progress and third-party libraries: no other heatlens package, no MLflow.
+"""
 
 from heatlens.data.datamodule import HeatlensDataModule, build_datamodule
 from heatlens.data.errors import DataError

@@ -1,21 +1,28 @@
-"""HeatlensDataModule: any supported dataset, decoded once, split, augmented and batched."""
+"""HeatlensDataModule: any supported dataset, decoded once, split, augmented and batched.
+
+Two seeds: `data.seed` draws the splits (so runs with different training seeds share one test set);
+the training seed given to `build_datamodule` fixes the shuffling and every augmentation, per
+DataLoader worker and per epoch, with or without persistent workers.
+"""
 
 import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.fabric.utilities.seed import pl_worker_init_function
 from lightning.pytorch import LightningDataModule
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from heatlens.data.cache import CacheInfo, ensure_cache
 from heatlens.data.errors import DataError
-from heatlens.data.formats import list_samples
+from heatlens.data.formats import list_samples, phantom_spec
 from heatlens.data.samples import SPLITS, Listing
 from heatlens.data.settings import DataSettings, parse_settings
 from heatlens.data.splits import class_weights, downsample, ids_hash, make_splits
-from heatlens.data.transforms import build_transform
+from heatlens.data.transforms import build_augmentations, build_transform, seed_transform
 from heatlens.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,9 @@ class CachedDataset(Dataset):
         # Each DataLoader worker maps the cache itself instead of receiving a pickled copy of it.
         return {**self.__dict__, "_images": None, "_masks": None}
 
+    def seed_augmentations(self, seed: np.random.SeedSequence) -> None:
+        seed_transform(self.transform, seed)
+
     def __getitem__(self, index: int) -> dict:
         if self._images is None:
             self._images, self._masks = self.cache.images(), self.cache.masks()
@@ -57,17 +67,39 @@ class CachedDataset(Dataset):
                 "index": torch.tensor(index, dtype=torch.int64), "masks": masks}
 
 
-class HeatlensDataModule(LightningDataModule):
-    """Built from a `data` config; see INTERFACES.md for the attributes callers rely on."""
+def seed_worker(worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: Lightning's per-worker torch / numpy / random seeding (Lightning adds
+    its own only to loaders without one), plus the albumentations pipeline's own generators.
 
-    def __init__(self, settings: DataSettings, mean: Sequence[float], std: Sequence[float]) -> None:
+    The worker's torch seed is the loader's base seed (drawn from the loader's seeded generator each
+    time workers start) plus the worker id, so every worker and every epoch differs, reproducibly.
+    """
+    worker_seed = torch.initial_seed()
+    pl_worker_init_function(worker_id)
+    get_worker_info().dataset.seed_augmentations(np.random.SeedSequence([worker_seed, rank_zero_only.rank]))
+
+
+class HeatlensDataModule(LightningDataModule):
+    """Built from a `data` config; see INTERFACES.md for the attributes callers rely on.
+
+    `seed` (the training seed) fixes the training order and augmentations; `data.seed` the splits.
+    """
+
+    def __init__(self, settings: DataSettings, mean: Sequence[float], std: Sequence[float], seed: int = 0) -> None:
         super().__init__()
         if len(mean) != settings.channels or len(std) != settings.channels:
             raise DataError(f"mean={tuple(mean)}, std={tuple(std)}: need {settings.channels} value(s) each "
                             f"to match data.channels={settings.channels}")
         if min(std) <= 0:
             raise DataError(f"std={tuple(std)}: must be positive")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise DataError(f"seed={seed!r}: expected an integer")
+        # Checked now, before anything is generated or decoded.
+        build_augmentations(settings.augment)
+        if settings.format == "phantom":
+            phantom_spec(settings)
         self.settings = settings
+        self.seed = seed
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.channels = settings.channels
@@ -78,6 +110,7 @@ class HeatlensDataModule(LightningDataModule):
         self.skipped: list[dict[str, str]] = []
         self._listing: Listing | None = None
         self._datasets: dict[str, CachedDataset] = {}
+        self._train_generator: torch.Generator | None = None  # one per DataModule: epochs keep drawing from it
 
     # -- what the dataset is (listing only: cheap, no decoding) --
     def listing(self) -> Listing:
@@ -110,8 +143,8 @@ class HeatlensDataModule(LightningDataModule):
 
     def _cache(self) -> CacheInfo:
         listing = self.listing()
-        return ensure_cache(listing.samples, listing.mask_kinds, self.image_size, self.channels,
-                            self.settings.on_bad_image, cache_dir() / "decoded")
+        return ensure_cache(listing.samples, listing.mask_kinds, self.settings.decode_options(),
+                            self.settings.on_bad_image, cache_dir() / "decoded", self.settings.build_workers)
 
     def setup(self, stage: str | None = None) -> None:
         if self._datasets:
@@ -167,6 +200,13 @@ class HeatlensDataModule(LightningDataModule):
 
     def _loader(self, dataset: CachedDataset, train: bool) -> DataLoader:
         workers = self.settings.num_workers
+        seeding = {}
+        if train:
+            if self._train_generator is None:
+                self._train_generator = torch.Generator().manual_seed(self.seed)
+                # The augmentations' stream in this process (num_workers=0); workers reseed their copies.
+                dataset.seed_augmentations(np.random.SeedSequence([self.seed, rank_zero_only.rank]))
+            seeding = {"generator": self._train_generator, "worker_init_fn": seed_worker}
         return DataLoader(
             dataset,
             batch_size=self.settings.batch_size,
@@ -174,8 +214,9 @@ class HeatlensDataModule(LightningDataModule):
             # A lone last training sample would break batch norm; evaluation keeps every image.
             drop_last=train and len(dataset) > self.settings.batch_size,
             num_workers=workers,
-            persistent_workers=workers > 0,
+            persistent_workers=workers > 0 and self.settings.persistent_workers,
             pin_memory=torch.cuda.is_available(),
+            **seeding,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -195,11 +236,13 @@ class HeatlensDataModule(LightningDataModule):
 
 
 def build_datamodule(cfg: DictConfig | Mapping, mean: Sequence[float] | None = None,
-                     std: Sequence[float] | None = None) -> HeatlensDataModule:
-    """DataModule for a `data` config (DictConfig or dict, as in conf/data/*.yaml).
+                     std: Sequence[float] | None = None, seed: int = 0) -> HeatlensDataModule:
+    """DataModule for a `data` config (DictConfig or dict, as in conf/data/*.yaml); every key is checked here.
 
     `mean` / `std` (one value per `data.channels`) default to 0.5, mapping [0, 1] to [-1, 1].
+    `seed`: the training seed (cfg.seed), for the training order and augmentations; the splits
+    follow `data.seed`, so runs with different training seeds share one test set.
     """
     settings = parse_settings(cfg)
     half = (0.5,) * settings.channels
-    return HeatlensDataModule(settings, mean if mean is not None else half, std if std is not None else half)
+    return HeatlensDataModule(settings, mean if mean is not None else half, std if std is not None else half, seed)

@@ -1,21 +1,30 @@
 """Decode any supported file into one representation: a square uint8 array (size, size, channels).
 
-PNG (8/16-bit), JPEG, BMP, TIFF through OpenCV; DICOM through pydicom (modality LUT, window,
-MONOCHROME1 inverted); MATLAB v7.3 `.mat` (HDF5) fields through h5py.
+PNG (8/16-bit), JPEG, BMP, TIFF through OpenCV; DICOM through pydicom (see `dicom`), recognised by
+content whatever the suffix; MATLAB v7.3 `.mat` (HDF5) fields through h5py. Masks follow the image's
+geometry exactly (`pixels.Placement`). Any failure while decoding a file, whatever raised it, is one
+DataError naming that file.
 """
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import h5py
 import numpy as np
-import pydicom
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+from heatlens.data.dicom import FRAME_CHOICES, is_dicom, read_dicom
 from heatlens.data.errors import DataError
+from heatlens.data.pixels import RESIZE_MODES, Placement, to_uint8
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom"}
+# Never probed for DICOM content: what sits beside images in a dataset folder.
+NOT_IMAGE_SUFFIXES = {".csv", ".tsv", ".txt", ".json", ".xml", ".yaml", ".yml", ".md", ".html", ".pdf",
+                      ".py", ".ipynb", ".log", ".zip", ".gz", ".tar", ".7z", ".npy", ".npz", ".mat", ".h5",
+                      ".xls", ".xlsx", ".doc", ".docx", ".db", ".sqlite", ".lock"}
+DICOMDIR = "DICOMDIR"  # the index of DICOM media: a DICOM file, never an image
 
 
 @dataclass(frozen=True)
@@ -29,15 +38,31 @@ class Source:
         return f"{self.path}:{self.field}" if self.field else str(self.path)
 
 
-def _to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """Scale any numeric array to uint8; wider ranges (16-bit PNG, MRI int16, DICOM) by min-max."""
-    if pixels.dtype == np.uint8:
-        return pixels
-    pixels = pixels.astype(np.float32)
-    low, high = float(pixels.min()), float(pixels.max())
-    if high <= low:
-        return np.zeros(pixels.shape, dtype=np.uint8)
-    return np.rint((pixels - low) * (255.0 / (high - low))).astype(np.uint8)
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Everything that changes the decoded pixels; all of it is part of the cache key."""
+
+    size: int
+    channels: int = 1
+    resize: str = "pad"  # stretch | pad | crop
+    dicom_frame: str = "middle"  # first | middle | error
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZE_MODES:
+            raise DataError(f"data.resize={self.resize!r}: expected one of {list(RESIZE_MODES)}")
+        if self.dicom_frame not in FRAME_CHOICES:
+            raise DataError(f"data.dicom_frame={self.dicom_frame!r}: expected one of {list(FRAME_CHOICES)}")
+
+
+def is_image_file(path: Path) -> bool:
+    """Listed as an image: a known image suffix, or an unknown one (none, `.IMA`, a UID's last digits)
+    with the DICOM marker inside. Hidden files and obvious non-images are never opened."""
+    if path.name.startswith(".") or path.name.upper() == DICOMDIR:
+        return False
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return True
+    return suffix not in NOT_IMAGE_SUFFIXES and path.is_file() and is_dicom(path)
 
 
 def _read_raster(path: Path) -> np.ndarray:
@@ -51,15 +76,6 @@ def _read_raster(path: Path) -> np.ndarray:
     return pixels
 
 
-def _read_dicom(path: Path) -> np.ndarray:
-    dataset = pydicom.dcmread(path)
-    pixels = apply_modality_lut(dataset.pixel_array, dataset)
-    pixels = apply_voi_lut(pixels, dataset)  # window centre / width or VOI LUT when present
-    if dataset.get("PhotometricInterpretation", "") == "MONOCHROME1":
-        pixels = pixels.max() - pixels  # MONOCHROME1: high values are dark
-    return _to_uint8(np.asarray(pixels))
-
-
 def _read_mat_field(path: Path, field: str) -> np.ndarray:
     with h5py.File(path, "r") as mat:
         if field not in mat:
@@ -68,55 +84,77 @@ def _read_mat_field(path: Path, field: str) -> np.ndarray:
         return np.asarray(mat[field]).T
 
 
-def read_pixels(source: Source) -> np.ndarray:
-    """Raw pixels of one file as a 2-D (grey) or (H, W, 3) RGB array, dtype as stored."""
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(error).split())  # pydicom's plugin reports span many lines
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+@contextmanager
+def naming(source: Source) -> Iterator[None]:
+    """Any exception inside becomes one DataError naming `source`."""
+    try:
+        yield
+    except DataError as error:
+        if str(source.path) in str(error):
+            raise
+        raise DataError(f"{source}: {error}") from error
+    except Exception as error:  # the decoders raise many types; the user needs the file and the reason
+        raise DataError(f"{source}: cannot decode ({type(error).__name__}: {_one_line(error)})") from error
+
+
+def read_pixels(source: Source, dicom_frame: str = "middle") -> np.ndarray:
+    """Pixels of one file as a 2-D (grey) or (H, W, 3) RGB array: DICOM as displayed (uint8), the
+    others with their stored dtype."""
     path = source.path
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    try:
+    with naming(source):
         if source.field is not None:
             return _read_mat_field(path, source.field)
-        if path.suffix.lower() in {".dcm", ".dicom"}:
-            return _read_dicom(path)
+        if is_dicom(path):
+            return read_dicom(path, dicom_frame)
         return _read_raster(path)
-    except DataError:
-        raise
-    except Exception as error:  # the decoders raise many types; the user needs the file name
-        raise DataError(f"{source}: cannot decode ({type(error).__name__}: {error})") from error
 
 
-def _square(pixels: np.ndarray, size: int, interpolation: int) -> np.ndarray:
-    if pixels.shape[:2] == (size, size):
-        return pixels
-    return cv2.resize(pixels, (size, size), interpolation=interpolation)
-
-
-def load_image(source: Source, size: int, channels: int) -> np.ndarray:
-    """Decode, convert to `channels` (1 or 3) and resize to (size, size, channels) uint8."""
-    pixels = read_pixels(source)
+def fit_image(pixels: np.ndarray, options: DecodeOptions) -> tuple[np.ndarray, Placement]:
+    """Decoded pixels (2-D grey or (H, W, 1 | 3), any dtype) -> (size, size, channels) uint8 as stored in
+    the cache, and the placement its masks must follow."""
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[..., 0]
-    if pixels.ndim not in (2, 3):
-        raise DataError(f"{source}: expected a 2-D image, got an array of shape {pixels.shape}")
-    pixels = _to_uint8(pixels)
-    shrink = pixels.shape[0] > size or pixels.shape[1] > size
-    pixels = _square(pixels, size, cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
+        raise DataError(f"expected a 2-D grey or RGB image, got an array of shape {pixels.shape}")
+    placement = Placement.fit(pixels.shape[0], pixels.shape[1], options.size, options.resize)
+    pixels = placement.apply(to_uint8(pixels))
     if pixels.ndim == 2:
         pixels = pixels[..., None]
-    if channels == 1 and pixels.shape[2] == 3:
+    if options.channels == 1 and pixels.shape[2] == 3:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)[..., None]
-    elif channels == 3 and pixels.shape[2] == 1:
+    elif options.channels == 3 and pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(pixels)
+    return np.ascontiguousarray(pixels), placement
 
 
-def load_mask(source: Source, size: int) -> np.ndarray:
-    """Decode a mask into (size, size) uint8 in {0, 1}."""
-    pixels = read_pixels(source)
-    if pixels.ndim == 3:
-        pixels = pixels.max(axis=2)
-    peak = float(pixels.max())
-    # Half the peak separates 0/1, 0/255 and JPEG-blurred masks alike.
-    foreground = (pixels > 0.5 * peak).astype(np.float32) if peak > 0 else np.zeros(pixels.shape, np.float32)
-    # Area-average then threshold: masks of another size (256 px masks for 299 px images) keep their shape.
-    return (_square(foreground, size, cv2.INTER_AREA) >= 0.5).astype(np.uint8)
+def load_image(source: Source, options: DecodeOptions) -> tuple[np.ndarray, Placement]:
+    """One file as (size, size, channels) uint8, and the placement its masks must follow."""
+    with naming(source):
+        return fit_image(read_pixels(source, options.dicom_frame), options)
+
+
+def load_mask(source: Source, placement: Placement) -> np.ndarray:
+    """A mask of any resolution covering the same field as its image -> (size, size) uint8 in {0, 1}."""
+    with naming(source):
+        pixels = read_pixels(source)
+        if pixels.ndim == 3:
+            pixels = pixels.max(axis=2)
+        peak = float(pixels.max())
+        # Half the peak separates 0/1, 0/255 and JPEG-blurred masks alike.
+        foreground = (pixels > 0.5 * peak).astype(np.float32) if peak > 0 else np.zeros(pixels.shape, np.float32)
+        # Area-average then threshold: masks of another size (256 px masks for 299 px images) keep their shape.
+        return (placement.apply(foreground, cv2.INTER_AREA) >= 0.5).astype(np.uint8)
+
+
+def decode_sample(image: Source, masks: Sequence[Source | None],
+                  options: DecodeOptions) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """An image and its masks (None: this sample has no mask of that kind) as they go into the cache."""
+    pixels, placement = load_image(image, options)
+    return pixels, [None if mask is None else load_mask(mask, placement) for mask in masks]

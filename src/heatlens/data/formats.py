@@ -14,8 +14,18 @@ from heatlens.paths import cache_dir
 PHANTOM_MASKS = {"lung": "masks", "lesion": "lesions"}
 
 
+def _number(value, key: str, kind: type):
+    """int or float from the config, or a DataError naming the key (before anything is generated)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+        raise DataError(f"data.{key}={value!r}: expected {'an integer' if kind is int else 'a number'}")
+    return kind(value)
+
+
 def phantom_spec(settings: DataSettings) -> PhantomSpec:
+    """The phantom's generation parameters, validated (PhantomSpec checks the ranges)."""
     shortcut = settings.option("shortcut") or {}
+    if not isinstance(shortcut, dict):
+        raise DataError(f"data.shortcut={shortcut!r}: expected a mapping with fraction and class_name")
     fractions = settings.option("class_fractions")
     if isinstance(fractions, dict):
         unknown = set(fractions) - set(CLASS_NAMES)
@@ -23,12 +33,20 @@ def phantom_spec(settings: DataSettings) -> PhantomSpec:
             raise DataError(f"data.class_fractions: unknown class(es) {sorted(unknown)}; "
                             f"classes are {list(CLASS_NAMES)}")
         fractions = [fractions.get(name, 0.0) for name in CLASS_NAMES]
+    fractions = fractions or DEFAULT_CLASS_FRACTIONS
+    if not isinstance(fractions, (list, tuple)):
+        raise DataError(f"data.class_fractions={fractions!r}: expected a mapping class -> fraction")
+    source_size = _number(settings.option("source_size", 128), "source_size", int)
+    mask_size = settings.option("mask_size")
+    mask_size = None if mask_size is None else _number(mask_size, "mask_size", int)
     return PhantomSpec(
-        num_images=int(settings.option("num_images", 2000)),
-        source_size=int(settings.option("source_size", 128)),
-        seed=int(settings.option("generator_seed", 0)),
-        class_fractions=tuple(float(f) for f in (fractions or DEFAULT_CLASS_FRACTIONS)),
-        shortcut_fraction=float(shortcut.get("fraction", 0.0)),
+        num_images=_number(settings.option("num_images", 2000), "num_images", int),
+        source_size=source_size,
+        # one dataset, one key: masks at the source size are the default however they were asked for
+        mask_size=None if mask_size == source_size else mask_size,
+        seed=_number(settings.option("generator_seed", 0), "generator_seed", int),
+        class_fractions=tuple(_number(f, "class_fractions", float) for f in fractions),
+        shortcut_fraction=_number(shortcut.get("fraction", 0.0), "shortcut.fraction", float),
         shortcut_class=str(shortcut.get("class_name", "COVID")),
     )
 
@@ -38,7 +56,7 @@ def phantom_root(settings: DataSettings) -> Path:
     root = settings.root or cache_dir() / "phantom" / spec.key()
     if root.is_dir() and not any(root.iterdir()):
         root.rmdir()  # an empty folder given as data.root: generate into it
-    ensure_phantom(spec, root)
+    ensure_phantom(spec, root, settings.build_workers)
     if not (root / "manifest.csv").is_file():
         raise DataError(f"data.root={root}: exists but holds no phantom dataset (no manifest.csv); "
                         "point data.root at an empty or missing folder, or leave it null")

@@ -8,7 +8,6 @@ import csv
 import hashlib
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,7 +16,9 @@ import numpy as np
 
 from heatlens.data.atomic import build_once
 from heatlens.data.errors import DataError
-from heatlens.data.phantom_render import RenderedBatch, render_batch
+from heatlens.data.parallel import chunk_runner, worker_count
+from heatlens.data.phantom_render import render_batch
+from heatlens.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,10 @@ CLASS_NAMES = ("COVID", "Lung_Opacity", "Normal", "Viral Pneumonia")
 # Roughly the class balance of the COVID-19 Radiography Database.
 DEFAULT_CLASS_FRACTIONS = (0.17, 0.28, 0.48, 0.07)
 # Bump when the rendering changes so cached phantoms are regenerated.
-GENERATOR_VERSION = 3
-_CHUNK = 128
+GENERATOR_VERSION = 4
+# Images rendered together: 128 up to 128 px, fewer above so a chunk's float32 temporaries stay
+# around the size of 128 images of 128 px (tens of MB per worker) at any source size.
+_CHUNK_PIXELS = 128 * 128 * 128
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,15 @@ class PhantomSpec:
     class_fractions: tuple[float, ...] = DEFAULT_CLASS_FRACTIONS
     shortcut_fraction: float = 0.0
     shortcut_class: str = "COVID"
+    mask_size: int | None = None  # side of the mask PNGs; None: source_size (the database: 256 for 299)
 
     def __post_init__(self) -> None:
         if self.num_images < len(CLASS_NAMES):
             raise DataError(f"data.num_images={self.num_images}: need at least {len(CLASS_NAMES)} (one per class)")
         if self.source_size < 32:
             raise DataError(f"data.source_size={self.source_size}: the phantom needs at least 32 px")
+        if self.mask_size is not None and self.mask_size < 8:
+            raise DataError(f"data.mask_size={self.mask_size}: expected at least 8 px, or null (= data.source_size)")
         if len(self.class_fractions) != len(CLASS_NAMES) or min(self.class_fractions) <= 0:
             raise DataError(f"data.class_fractions={list(self.class_fractions)}: need {len(CLASS_NAMES)} positive "
                             f"numbers, one per class {list(CLASS_NAMES)}")
@@ -56,6 +62,13 @@ class PhantomSpec:
         payload = json.dumps({**asdict(self), "version": GENERATOR_VERSION}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
+    @property
+    def mask_side(self) -> int:
+        return self.mask_size or self.source_size
+
+    def chunk_size(self) -> int:
+        return int(min(128, max(8, _CHUNK_PIXELS // self.source_size**2)))
+
     def class_counts(self) -> list[int]:
         """Images per class by largest remainder, at least one each."""
         total = sum(self.class_fractions)
@@ -67,8 +80,37 @@ class PhantomSpec:
         return counts
 
 
-def generate(spec: PhantomSpec, root: Path) -> None:
-    """Render and write the whole dataset into `root` (which must be empty or absent)."""
+def _resize_mask(mask: np.ndarray, side: int) -> np.ndarray:
+    if mask.shape[0] == side:
+        return mask
+    return cv2.resize(mask.astype(np.float32), (side, side), interpolation=cv2.INTER_AREA) >= 0.5
+
+
+def _render_chunk(root: Path, spec: PhantomSpec, seed: np.random.SeedSequence, labels: np.ndarray,
+                  names: list[str], shortcut: np.ndarray) -> list[tuple]:
+    """Render one chunk and write its PNGs (a worker's task); returns its manifest rows."""
+    batch = render_batch(np.random.default_rng(seed), labels, spec.source_size, shortcut)
+    image_png = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    mask_png = [cv2.IMWRITE_PNG_BILEVEL, 1]  # 1-bit PNG: masks hold only 0 / 255
+    rows = []
+    for j, file_name in enumerate(names):
+        class_name = CLASS_NAMES[labels[j]]
+        relative = f"{class_name}/images/{file_name}"
+        lung = _resize_mask(batch.lungs[j], spec.mask_side)
+        lesion = _resize_mask(batch.lesions[j], spec.mask_side) & lung  # evidence stays inside the lungs
+        cv2.imwrite(str(root / relative), np.rint(batch.images[j] * 255).astype(np.uint8), image_png)
+        cv2.imwrite(str(root / class_name / "masks" / file_name), lung.astype(np.uint8) * 255, mask_png)
+        cv2.imwrite(str(root / class_name / "lesions" / file_name), lesion.astype(np.uint8) * 255, mask_png)
+        rows.append((relative, class_name, f"{lesion.mean():.5f}", int(shortcut[j])))
+    return rows
+
+
+def generate(spec: PhantomSpec, root: Path, workers: int | None = None) -> None:
+    """Render and write the whole dataset into `root` (which must be empty or absent).
+
+    `workers` processes (None: every core) render chunks; each chunk's seed depends only on its
+    position, so the files are the same whatever the number of workers.
+    """
     rng = np.random.default_rng(spec.seed)
     counts = spec.class_counts()
     labels = np.concatenate([np.full(c, k) for k, c in enumerate(counts)])
@@ -82,17 +124,20 @@ def generate(spec: PhantomSpec, root: Path) -> None:
     for name in CLASS_NAMES:
         for sub in ("images", "masks", "lesions"):
             (root / name / sub).mkdir(parents=True, exist_ok=True)
-    chunk_seeds = np.random.SeedSequence(spec.seed).spawn((len(order) + _CHUNK - 1) // _CHUNK)
-    # PNG encoding releases the GIL: writing one chunk overlaps with rendering the next.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        writes = []
-        for chunk_index, start in enumerate(range(0, len(order), _CHUNK)):
-            picked = order[start:start + _CHUNK]
-            batch = render_batch(np.random.default_rng(chunk_seeds[chunk_index]), labels[picked],
-                                 spec.source_size, shortcut[picked])
-            names = [f"{CLASS_NAMES[labels[i]]}-{within_class[i]}.png" for i in picked]
-            writes.append(pool.submit(_write_chunk, root, batch, labels[picked], names, shortcut[picked]))
-        rows = [row for write in writes for row in write.result()]
+    chunk = spec.chunk_size()
+    starts = range(0, len(order), chunk)
+    chunk_seeds = np.random.SeedSequence(spec.seed).spawn(len(starts))
+    tasks = []
+    for seed, start in zip(chunk_seeds, starts):
+        picked = order[start:start + chunk]
+        names = [f"{CLASS_NAMES[labels[i]]}-{within_class[i]}.png" for i in picked]
+        tasks.append((root, spec, seed, labels[picked], names, shortcut[picked]))
+    rows = []
+    with (chunk_runner(min(worker_count(workers), len(tasks))) as run,
+          progress_bar(len(order), "Generating phantom") as advance):
+        for chunk_rows in run(_render_chunk, tasks):
+            rows.extend(chunk_rows)
+            advance(len(chunk_rows))
     rows.sort()
     with open(root / "manifest.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -101,27 +146,12 @@ def generate(spec: PhantomSpec, root: Path) -> None:
     (root / "phantom.json").write_text(json.dumps({**asdict(spec), "version": GENERATOR_VERSION}, indent=2))
 
 
-def _write_chunk(root: Path, batch: RenderedBatch, labels: np.ndarray, names: list[str],
-                 shortcut: np.ndarray) -> list[tuple]:
-    image_png = [cv2.IMWRITE_PNG_COMPRESSION, 1]
-    mask_png = [cv2.IMWRITE_PNG_BILEVEL, 1]  # 1-bit PNG: masks hold only 0 / 255
-    rows = []
-    for j, file_name in enumerate(names):
-        class_name = CLASS_NAMES[labels[j]]
-        relative = f"{class_name}/images/{file_name}"
-        cv2.imwrite(str(root / relative), np.rint(batch.images[j] * 255).astype(np.uint8), image_png)
-        cv2.imwrite(str(root / class_name / "masks" / file_name), batch.lungs[j].astype(np.uint8) * 255, mask_png)
-        cv2.imwrite(str(root / class_name / "lesions" / file_name), batch.lesions[j].astype(np.uint8) * 255,
-                    mask_png)
-        rows.append((relative, class_name, f"{batch.lesions[j].mean():.5f}", int(shortcut[j])))
-    return rows
-
-
-def ensure_phantom(spec: PhantomSpec, root: Path) -> Path:
+def ensure_phantom(spec: PhantomSpec, root: Path, workers: int | None = None) -> Path:
     """Generate the phantom into `root` unless a complete copy is there; safe across processes."""
-    return build_once(root, lambda tmp: _generate_logged(spec, tmp))
+    return build_once(root, lambda tmp: _generate_logged(spec, tmp, workers))
 
 
-def _generate_logged(spec: PhantomSpec, root: Path) -> None:
-    log.info("Generating phantom dataset (%d images, %d px) into %s", spec.num_images, spec.source_size, root)
-    generate(spec, root)
+def _generate_logged(spec: PhantomSpec, root: Path, workers: int | None) -> None:
+    log.info("Generating phantom dataset (%d images, %d px, masks %d px) into %s", spec.num_images,
+             spec.source_size, spec.mask_side, root)
+    generate(spec, root, workers)

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from heatlens.data.decode import IMAGE_SUFFIXES, Source
+from heatlens.data.decode import Source, is_image_file
 from heatlens.data.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -28,10 +28,9 @@ class Listing:
 
 
 def image_files(folder: Path, recursive: bool = False) -> list[Path]:
-    """Image files in `folder`, sorted; hidden files skipped."""
+    """Image files in `folder` (DICOM recognised by content, see `is_image_file`), sorted."""
     pattern = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in pattern if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-                  and p.is_file())
+    return sorted(p for p in pattern if is_image_file(p) and p.is_file())
 
 
 def sub_folders(folder: Path) -> list[Path]:

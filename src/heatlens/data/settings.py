@@ -7,12 +7,17 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from heatlens.data.decode import DecodeOptions
+from heatlens.data.dicom import FRAME_CHOICES
 from heatlens.data.errors import DataError
+from heatlens.data.parallel import worker_count
+from heatlens.data.pixels import RESIZE_MODES
 from heatlens.data.splits import BALANCE_MODES, validate_ratios
 
 FORMATS = ("phantom", "covid_radiography", "image_folder", "split_folders", "csv", "coronahack", "brain_tumor")
-_COMMON = {"name", "format", "root", "image_size", "channels", "batch_size", "num_workers", "split", "balance",
-           "healthy_class", "on_bad_image", "seed", "augment"}
+_COMMON = {"name", "format", "root", "image_size", "channels", "batch_size", "num_workers", "persistent_workers",
+           "split", "balance", "healthy_class", "on_bad_image", "seed", "augment", "resize", "dicom_frame",
+           "build_workers"}
 
 
 @dataclass
@@ -24,16 +29,23 @@ class DataSettings:
     channels: int = 1
     batch_size: int = 32
     num_workers: int = 0
+    persistent_workers: bool = True
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     balance: str = "none"
     healthy_class: str | None = None
     on_bad_image: str = "error"
-    seed: int = 0
+    seed: int = 0  # the SPLIT seed only; shuffling and augmentation follow the training seed
     augment: dict[str, Any] = field(default_factory=dict)
+    resize: str = "pad"
+    dicom_frame: str = "middle"
+    build_workers: int | None = None  # processes generating the phantom / building the cache; None: every core
     options: dict[str, Any] = field(default_factory=dict)  # format-specific keys
 
     def option(self, key: str, default: Any = None) -> Any:
         return self.options.get(key, default)
+
+    def decode_options(self) -> DecodeOptions:
+        return DecodeOptions(self.image_size, self.channels, self.resize, self.dicom_frame)
 
 
 def _int(cfg: Mapping, key: str, default: int, minimum: int) -> int:
@@ -76,6 +88,12 @@ def parse_settings(cfg: DictConfig | Mapping) -> DataSettings:
     seed = cfg.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise DataError(f"data.seed={seed!r}: expected an integer")
+    persistent = cfg.get("persistent_workers", True)
+    if not isinstance(persistent, bool):
+        raise DataError(f"data.persistent_workers={persistent!r}: expected true or false")
+    build_workers = cfg.get("build_workers")
+    if build_workers is not None:
+        worker_count(build_workers)  # validates
     return DataSettings(
         name=name,
         format=data_format,
@@ -84,11 +102,15 @@ def parse_settings(cfg: DictConfig | Mapping) -> DataSettings:
         channels=channels,
         batch_size=_int(cfg, "batch_size", 32, 1),
         num_workers=_int(cfg, "num_workers", 0, 0),
+        persistent_workers=persistent,
         split=validate_ratios(split),
         balance=_choice(cfg, "balance", "none", BALANCE_MODES),
         healthy_class=str(healthy) if healthy is not None else None,
         on_bad_image=_choice(cfg, "on_bad_image", "error", ("error", "skip")),
         seed=seed,
         augment=dict(augment),
+        resize=_choice(cfg, "resize", "pad", RESIZE_MODES),
+        dicom_frame=_choice(cfg, "dicom_frame", "middle", FRAME_CHOICES),
+        build_workers=build_workers,
         options={k: v for k, v in cfg.items() if k not in _COMMON},
     )

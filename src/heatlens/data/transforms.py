@@ -1,9 +1,11 @@
 """Albumentations pipelines: configured training augmentations, deterministic evaluation, normalisation."""
 
 import inspect
+import random
 from collections.abc import Mapping, Sequence
 
 import albumentations as A
+import numpy as np
 from albumentations.pytorch import ToTensorV2
 
 from heatlens.data.errors import DataError
@@ -47,3 +49,12 @@ def build_transform(augment: Mapping | None, mean: Sequence[float], std: Sequenc
     """
     steps = build_augmentations(augment) if train else []
     return A.Compose([*steps, A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0), ToTensorV2()])
+
+
+def seed_transform(transform: A.Compose, seed: np.random.SeedSequence) -> None:
+    """Albumentations 2 draws from generators of its own that no global seed reaches. One NumPy and one
+    Python generator from `seed`, shared by the whole pipeline: `Compose(seed=...)` would instead give
+    every transform its own copy of the same stream, so their random draws would coincide."""
+    numpy_seed, python_seed = seed.spawn(2)
+    python_state = int.from_bytes(python_seed.generate_state(4, np.uint32).tobytes(), "little")
+    transform.set_random_state(np.random.default_rng(numpy_seed), random.Random(python_state))

@@ -1,7 +1,8 @@
-"""Pure explanation functions over models exposing `features(x)`, `head(fmap)`, `embed(x)`.
+"""Pure explanation functions (Grad-CAM, perturbation, heatmap statistics, ...) and which images to explain.
+May import numeric and XAI libraries and heatlens top-level helpers; not Lightning, MLflow, Hydra, other subpackages.
 
-Submodules: cam, perturbation, stats, eigen, embeddings, attributions, localisation, sanity.
-No Lightning, MLflow or Hydra imports here (a test checks it).
+Submodules: cam, perturbation, stats, eigen, embeddings, attributions, localisation, sanity, sampling,
+images, shortcut. The import rule is checked by tests/test_layering.py.
 """
 
 from heatlens.explain.errors import ExplainError

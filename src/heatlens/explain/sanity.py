@@ -51,12 +51,12 @@ def rank_correlation(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray)
 
 def cascading_randomisation(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                             explain_fn: ExplainFn, seed: int = 0, layers: list[str] | None = None,
-                            absolute: bool = True) -> dict[str, float]:
+                            absolute: bool = True, advance: Callable[[int], None] | None = None) -> dict[str, float]:
     """{layer name: mean Spearman correlation after randomising it and every layer above}, in cascade order.
 
     `explain_fn(model, images, targets) -> (B, h, w)` heatmaps. `layers` restricts which layers are
     scored (the cascade still randomises every layer above each one). With `absolute` the heatmaps'
-    absolute values are ranked, as in Adebayo et al.
+    absolute values are ranked, as in Adebayo et al. `advance(1)` is called after each scored layer.
     """
     order = parameter_layers(model)
     wanted = order if layers is None else layers
@@ -78,4 +78,6 @@ def cascading_randomisation(model: nn.Module, images: torch.Tensor, targets: tor
         if name in wanted:
             heat = prepare(explain_fn(randomised, images, targets))
             scores[name] = float(np.nanmean(rank_correlation(reference, heat)))
+            if advance is not None:
+                advance(1)
     return scores

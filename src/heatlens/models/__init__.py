@@ -1,5 +1,7 @@
-"""Backbones behind one contract (`features`, `head`, `embed`, `feature_layer`) and the LightningModule."""
+"""Backbones (timm, simple_cnn) behind one contract (`features`, `head`, `embed`, `feature_layer`), heads, optimizers, config checks, the LightningModule.
+May import torch, timm, lightning, torchmetrics, scikit-learn, heatlens.explain and top-level helpers; never mlflow, callbacks, tracking, cli or report."""
 
+from heatlens.models.checks import validate_model_config
 from heatlens.models.errors import ModelConfigError
 from heatlens.models.module import HeatlensModule
 from heatlens.models.net import (
@@ -7,6 +9,7 @@ from heatlens.models.net import (
     InputTooSmallError,
     build_model,
     freeze,
+    gradcam_map_size,
     model_facts,
     normalization_for,
 )
@@ -21,6 +24,8 @@ __all__ = [
     "backbone_spec",
     "build_model",
     "freeze",
+    "gradcam_map_size",
     "model_facts",
     "normalization_for",
+    "validate_model_config",
 ]

@@ -8,7 +8,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from heatlens.models.errors import ModelConfigError
 
 HEADS = ("timm", "gap_linear", "pool_mlp")
 
@@ -51,35 +50,28 @@ class PoolMlpHead(nn.Module):
 
 
 class TimmHead(nn.Module):
-    """The backbone's own timm classifier (pooling, pre-logits MLP, fc) as a module of its own.
+    """The backbone's own timm head: `forward_head` of the timm model (pooling, pre-logits, classifier).
 
-    timm keeps these modules on the model object; they are moved here so that the feature
-    extractor and the head own disjoint parameters (freezing, optimizer groups, state dict), and
-    timm's own `forward_head` code runs on this module, which has the same attribute names.
+    The head's modules stay in the timm model, so `net.backbone` keeps timm's state-dict layout and
+    timm's code runs on timm's object; this module only routes the call and owns no parameters.
     """
 
-    def __init__(self, model: nn.Module, names: list[str]) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        for name in names:
-            self.add_module(name, model._modules.pop(name))
-        self.drop_rate = getattr(model, "drop_rate", 0.0)
-        self._forward_head = type(model).forward_head
+        # A bound method, not a submodule: registering the model here would list its weights twice.
+        self.forward_head = model.forward_head
 
     def penultimate(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self._forward_head(self, fmap, pre_logits=True)
+        return self.forward_head(fmap, pre_logits=True)
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self._forward_head(self, fmap)
+        return self.forward_head(fmap)
+
+
+OWN_HEADS = {"gap_linear": GapLinearHead, "pool_mlp": PoolMlpHead}
 
 
 def build_head(head_cfg: Mapping[str, Any], in_features: int, num_classes: int) -> nn.Module:
-    """A `gap_linear` or `pool_mlp` head from its config node (`timm` is built with the backbone)."""
+    """A `gap_linear` or `pool_mlp` head from its (checked) config node."""
     options = {k: v for k, v in head_cfg.items() if k != "name"}
-    name = head_cfg.get("name")
-    heads = {"gap_linear": GapLinearHead, "pool_mlp": PoolMlpHead}
-    if name not in heads:
-        raise ModelConfigError(f"head.name={name!r} is not a known head; choose one of {list(HEADS)}")
-    try:
-        return heads[name](in_features, num_classes, **options)
-    except TypeError as err:
-        raise ModelConfigError(f"head={name}: unexpected option in {sorted(options)} ({err})") from None
+    return OWN_HEADS[head_cfg["name"]](in_features, num_classes, **options)

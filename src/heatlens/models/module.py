@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import CosineAnnealingLR
 from torchmetrics.classification import MulticlassAccuracy
 
 from heatlens.models.metrics import classification_metrics, named_values
@@ -19,8 +20,8 @@ from heatlens.models.optim import build_optimizer, build_scheduler
 class HeatlensModule(L.LightningModule):
     """Holds `.net` and `.class_names`; `hparams.cfg` is the composed config (plain dict).
 
-    After `trainer.test` / `trainer.predict`, `.predictions[stage]` holds that pass's
-    `probs` (N, C), `labels` (N,) and `index` (N,) arrays, gathered over ranks and sorted by index.
+    `trainer.predict` returns, per batch, `probs` (B, C), `labels` (B,) and dataset `index` (B,) of
+    this rank; gathering over ranks is the caller's (heatlens.callbacks.distributed.gather_by_index).
     """
 
     def __init__(
@@ -54,8 +55,6 @@ class HeatlensModule(L.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_metrics = classification_metrics(num_classes, with_auroc=False)
         self.test_metrics = classification_metrics(num_classes)
-        self.predictions: dict[str, dict[str, np.ndarray]] = {}
-        self._batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -82,53 +81,21 @@ class HeatlensModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val", self.val_metrics)
 
-    def on_test_epoch_start(self) -> None:
-        self._batches = []
-
     def test_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         logits, _ = self._loss(batch, "test")
-        probs = logits.float().softmax(-1)
-        self.test_metrics.update(probs, batch["label"])
-        self._batches.append((probs.detach(), batch["label"], batch["index"]))
+        self.test_metrics.update(logits.float().softmax(-1), batch["label"])
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test", self.test_metrics)
-        self.predictions["test"] = self._gather_batches()
 
-    def on_predict_epoch_start(self) -> None:
-        self._batches = []
-
-    def predict_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+    def predict_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         probs = self(batch["image"]).float().softmax(-1)
-        self._batches.append((probs, batch["label"], batch["index"]))
-
-    def on_predict_epoch_end(self) -> None:
-        self.predictions["predict"] = self._gather_batches()
+        return {"probs": probs.cpu(), "labels": batch["label"].cpu(), "index": batch["index"].cpu()}
 
     def _log_metrics(self, stage: str, metrics: Any) -> None:
         values = named_values(stage, metrics.compute(), self.class_names, self.healthy_class)
         metrics.reset()
         self.log_dict(values)
-
-    def _gather_batches(self) -> dict[str, np.ndarray]:
-        num_classes = len(self.class_names)
-        if self._batches:
-            probs, labels, index = (torch.cat(parts) for parts in zip(*self._batches))
-        else:
-            probs = torch.empty(0, num_classes, device=self.device)
-            labels = index = torch.empty(0, dtype=torch.long, device=self.device)
-        self._batches = []
-        if self.trainer.world_size > 1:
-            # DistributedSampler gives every rank as many samples, repeating some: gather, then
-            # keep one row per dataset index.
-            probs, labels, index = (self.all_gather(t).flatten(0, 1) for t in (probs, labels, index))
-        index_np = index.cpu().numpy()
-        _, first = np.unique(index_np, return_index=True)
-        return {
-            "probs": probs.cpu().numpy()[first],
-            "labels": labels.cpu().numpy()[first],
-            "index": index_np[first],
-        }
 
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.hparams.cfg["optimizer"], [p for p in self.parameters() if p.requires_grad])
@@ -136,3 +103,39 @@ class HeatlensModule(L.LightningModule):
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def on_train_start(self) -> None:
+        # A resume restores the scheduler as saved; a longer `trainer.max_epochs` must stretch the
+        # cosine horizon instead of letting the restored one restart its cycle (the LR would climb).
+        horizon = (self.hparams.cfg.get("scheduler") or {}).get("T_max")
+        for config in self.trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            if isinstance(scheduler, CosineAnnealingLR) and horizon and horizon_of(scheduler) != horizon:
+                continue_cosine(scheduler, int(horizon), self.trainer.current_epoch)
+
+
+def horizon_of(scheduler: CosineAnnealingLR) -> int:
+    """The last epoch a (possibly continued) cosine schedule decays to."""
+    return getattr(scheduler, "heatlens_horizon", scheduler.T_max)
+
+
+def _cosine(base: float, eta_min: float, step: int, span: int) -> float:
+    return eta_min + (base - eta_min) * (1 + math.cos(math.pi * step / span)) / 2
+
+
+def continue_cosine(scheduler: CosineAnnealingLR, horizon: int, next_epoch: int) -> None:
+    """From `next_epoch` on, decay by a cosine from the LR the last trained epoch used down to
+    `eta_min` at `horizon`: the LR keeps decreasing across the resume."""
+    if next_epoch < 1 or horizon <= next_epoch:
+        return
+    last_used = [_cosine(base, scheduler.eta_min, scheduler.last_epoch - 1, scheduler.T_max)
+                 for base in scheduler.base_lrs]
+    # The continued schedule counts from the last trained epoch (step 0) to `horizon`; it is stored in
+    # the scheduler's own state, so a later resume continues it again.
+    scheduler.base_lrs = last_used
+    scheduler.T_max = horizon - (next_epoch - 1)
+    scheduler.last_epoch = 1
+    scheduler.heatlens_horizon = horizon
+    for group, base in zip(scheduler.optimizer.param_groups, last_used):
+        group["lr"] = _cosine(base, scheduler.eta_min, 1, scheduler.T_max)
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]

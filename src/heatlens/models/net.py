@@ -10,13 +10,12 @@ import timm
 import torch
 from torch import nn
 
+from heatlens.models.checks import FREEZE_POLICIES, check_backbone, check_head, check_weights_file
 from heatlens.models.errors import ModelConfigError
-from heatlens.models.heads import HEADS, GapLinearHead, TimmHead, build_head
+from heatlens.models.heads import GapLinearHead, TimmHead, build_head
+from heatlens.models.optim import show
 from heatlens.models.registry import BackboneSpec, backbone_spec
 from heatlens.models.simple_cnn import SimpleCNN
-
-FREEZE_POLICIES = ("none", "backbone", "all_but_last_block")
-WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
 
 class InputTooSmallError(ModelConfigError):
@@ -24,7 +23,12 @@ class InputTooSmallError(ModelConfigError):
 
 
 class HeatlensNet(nn.Module):
-    """`backbone` (feature extractor) + `head`; `feature_layer` is the Grad-CAM target layer."""
+    """`backbone` (timm's model, or SimpleCNN) + `head`; `feature_layer` is the Grad-CAM target layer.
+
+    features = `backbone.forward_features`. With head=timm the head is timm's own `forward_head` and its
+    modules stay inside the backbone (timm's state-dict layout); other heads are modules of their own
+    and the timm model is built without a classifier.
+    """
 
     def __init__(self, name: str, backbone: nn.Module, head: nn.Module, spec: BackboneSpec) -> None:
         super().__init__()
@@ -91,30 +95,29 @@ def build_model(
     load_weights: bool = True,
 ) -> HeatlensNet:
     """Build the configured backbone + head; `load_weights=False` skips pretrained/weights_file."""
-    name = backbone_cfg.get("name")
+    check_backbone(backbone_cfg, in_chans, weights_file_exists=load_weights)
+    check_head(head_cfg)
+    name = backbone_cfg["name"]
     spec = backbone_spec(name)
-    head_name = head_cfg.get("name")
-    if head_name not in HEADS:
-        raise ModelConfigError(f"head.name={head_name!r} is not a known head; choose one of {list(HEADS)}")
-    if in_chans not in (1, 3):
-        raise ModelConfigError(f"data.channels={in_chans} is not supported; use 1 or 3")
+    own_head = head_cfg["name"] != "timm"
     pretrained = bool(backbone_cfg.get("pretrained", False)) and load_weights
     weights_file = backbone_cfg.get("weights_file") if load_weights else None
     if spec.timm_name is None:
-        backbone, own_head = _simple_cnn(backbone_cfg, num_classes, in_chans, pretrained, weights_file)
+        backbone = _simple_cnn(backbone_cfg, in_chans, weights_file)
     else:
-        backbone, own_head = _timm_backbone(spec, num_classes, in_chans, pretrained, weights_file)
-    head = own_head if head_name == "timm" else build_head(head_cfg, backbone.num_features, num_classes)
+        backbone = _timm_backbone(spec, 0 if own_head else num_classes, in_chans, pretrained, weights_file)
+    if own_head:
+        head = build_head(head_cfg, backbone.num_features, num_classes)
+    elif spec.timm_name is None:
+        head = GapLinearHead(backbone.num_features, num_classes)  # simple_cnn's own classifier
+    else:
+        head = TimmHead(backbone)
     net = HeatlensNet(name, backbone, head, spec)
     freeze(net, backbone_cfg.get("freeze", "none"))
     return net
 
 
-def _simple_cnn(
-    backbone_cfg: Mapping[str, Any], num_classes: int, in_chans: int, pretrained: bool, weights_file: Any
-) -> tuple[nn.Module, nn.Module]:
-    if pretrained:
-        raise ModelConfigError("backbone simple_cnn has no pretrained weights: set backbone.pretrained=false")
+def _simple_cnn(backbone_cfg: Mapping[str, Any], in_chans: int, weights_file: Any) -> SimpleCNN:
     backbone = SimpleCNN(in_chans=in_chans, width=int(backbone_cfg.get("width", 16)))
     if weights_file:
         state = _read_state_dict(weights_file)
@@ -122,12 +125,13 @@ def _simple_cnn(
             backbone.load_state_dict(state)
         except RuntimeError as err:
             raise ModelConfigError(f"backbone.weights_file={weights_file}: does not fit simple_cnn: {err}") from None
-    return backbone, GapLinearHead(backbone.num_features, num_classes)
+    return backbone
 
 
 def _timm_backbone(
     spec: BackboneSpec, num_classes: int, in_chans: int, pretrained: bool, weights_file: Any
-) -> tuple[nn.Module, nn.Module]:
+) -> nn.Module:
+    """timm's model; `num_classes=0`: no classifier (a heatlens head replaces timm's)."""
     kwargs: dict[str, Any] = {"num_classes": num_classes, "in_chans": in_chans}
     if weights_file:
         file_keys = set(_read_state_dict(weights_file))
@@ -143,31 +147,26 @@ def _timm_backbone(
         )
         first_lines = "\n".join(str(err).splitlines()[:3])
         raise ModelConfigError(f"{source}: could not load weights for {spec.timm_name}: {first_lines}") from None
-    head_names = _head_module_names(model, spec)
+    if num_classes == 0 and isinstance(model, timm.models.VGG):
+        # Without a classifier VGG's head still runs its pre-logits MLP (120M weights unused by a
+        # heatlens head); timm's pruning drops the whole head and leaves forward_features as it is.
+        model.prune_intermediate_layers(prune_head=True)
     if weights_file:
-        body_keys = {k for k in model.state_dict() if k.split(".")[0] not in head_names}
-        missing = sorted(body_keys - file_keys)
+        # timm loads a file with a different class count non-strictly: a body key the file lacks would
+        # silently keep its random init. The classifier (pretrained_cfg) is the only part a file may lack.
+        classifier = model.pretrained_cfg.get("classifier") or ()
+        prefixes = tuple(f"{c}." for c in ([classifier] if isinstance(classifier, str) else classifier))
+        missing = sorted(k for k in model.state_dict() if not k.startswith(prefixes) and k not in file_keys)
         if missing:
             raise ModelConfigError(
                 f"backbone.weights_file={weights_file} is not a {spec.timm_name} state dict: "
                 f"{len(missing)} feature weights missing, e.g. {missing[:3]}"
             )
-    return model, TimmHead(model, head_names)
-
-
-def _head_module_names(model: nn.Module, spec: BackboneSpec) -> list[str]:
-    # timm registers children in forward order: everything after the feature layer's top-level
-    # module belongs to the classifier.
-    children = [name for name, _ in model.named_children()]
-    return children[children.index(spec.feature_layer.split(".")[0]) + 1 :]
+    return model
 
 
 def _read_state_dict(weights_file: Any) -> dict[str, torch.Tensor]:
-    path = Path(str(weights_file)).expanduser()
-    if path.suffix not in WEIGHT_SUFFIXES:
-        raise ModelConfigError(f"backbone.weights_file={path}: expected one of {WEIGHT_SUFFIXES}")
-    if not path.is_file():
-        raise ModelConfigError(f"backbone.weights_file={path} does not exist")
+    path = check_weights_file(weights_file)
     try:
         state = timm.models.load_state_dict(str(path))
     except Exception as err:  # torch.load / safetensors raise various types on corrupt files
@@ -180,10 +179,10 @@ def _read_state_dict(weights_file: Any) -> dict[str, torch.Tensor]:
 def freeze(net: HeatlensNet, policy: str) -> None:
     """Apply `backbone.freeze`: none | backbone | all_but_last_block (the head always trains)."""
     if policy not in FREEZE_POLICIES:
-        raise ModelConfigError(f"backbone.freeze={policy!r}: choose one of {list(FREEZE_POLICIES)}")
+        raise ModelConfigError(f"backbone.freeze={show(policy)}: choose one of {list(FREEZE_POLICIES)}")
     if policy == "none":
         return
-    trainable = () if policy == "backbone" else net.spec.last_block
+    trainable = net.spec.head_modules + (() if policy == "backbone" else net.spec.last_block)
     for name, module in net.backbone.named_children():
         _freeze_except(module, name, trainable, net.frozen)
 
@@ -197,6 +196,22 @@ def _freeze_except(module: nn.Module, name: str, trainable: tuple[str, ...], fro
         return
     module.requires_grad_(False)
     frozen.append(module)
+
+
+def gradcam_map_size(net: HeatlensNet, image_size: int, channels: int) -> tuple[int, int]:
+    """(h, w) of `features` for a square `image_size` input: one forward of a single blank image.
+
+    Raises InputTooSmallError below the backbone's minimum input size.
+    """
+    was_training = net.training
+    net.eval()
+    try:
+        device = next(net.parameters()).device
+        with torch.no_grad():
+            fmap = net.features(torch.zeros(1, channels, image_size, image_size, device=device))
+    finally:
+        net.train(was_training)
+    return int(fmap.shape[-2]), int(fmap.shape[-1])
 
 
 def model_facts(net: nn.Module) -> dict[str, float]:

@@ -8,28 +8,41 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from matplotlib.ticker import MaxNLocator
 
+from heatlens.plots.common import ellipsise
 
-def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str], title: str) -> Figure:
+
+def draw_confusion_matrix(ax: Axes, counts: np.ndarray, class_names: Sequence[str], title: str,
+                          fontsize: float = 10) -> AxesImage:
     """Counts and row percentages (recall per true class) in each cell; colour = row fraction."""
     counts = np.asarray(counts)
     totals = counts.sum(1, keepdims=True)
     fractions = np.divide(counts, totals, out=np.zeros(counts.shape, float), where=totals > 0)
-    size = 1.4 + 1.1 * len(class_names)
-    fig = Figure(figsize=(size + 1.2, size))
-    ax = fig.subplots()
     image = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
     for (row, col), count in np.ndenumerate(counts):
         colour = "white" if fractions[row, col] > 0.5 else "black"
-        ax.text(col, row, f"{count}\n{fractions[row, col]:.0%}", ha="center", va="center", color=colour, fontsize=10)
+        ax.text(col, row, f"{count}\n{fractions[row, col]:.0%}", ha="center", va="center", color=colour,
+                fontsize=fontsize)
     ticks = range(len(class_names))
-    ax.set_xticks(ticks, class_names, rotation=30, ha="right")
-    ax.set_yticks(ticks, class_names)
+    labels = [ellipsise(name, 18) for name in class_names]
+    ax.set_xticks(ticks, labels, rotation=30, ha="right")
+    ax.set_yticks(ticks, labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
+    return image
+
+
+def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str], title: str) -> Figure:
+    """Counts and row percentages (recall per true class) in each cell; colour = row fraction."""
+    size = 1.4 + 1.1 * len(class_names)
+    fig = Figure(figsize=(size + 1.2, size))
+    ax = fig.subplots()
+    image = draw_confusion_matrix(ax, counts, class_names, title)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     fig.tight_layout()
     return fig

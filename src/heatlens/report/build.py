@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -15,32 +13,17 @@ from matplotlib.figure import Figure
 
 from heatlens.plots import compare as compare_plots
 from heatlens.report import metrics as M
-from heatlens.report.bootstrap import Interval, PairedResult, mean_interval, paired_bootstrap
+from heatlens.report.bootstrap import Interval, PairedResult, paired_bootstrap
 from heatlens.report.errors import CompareError
 from heatlens.report.runs import PERTURBATION_ORDERS, HeatmapSet, RunData
-
-PAIRED_METRICS = ("aopc_morf", "aopc_lerf", "aopc_random", "recall_macro", "f1_macro", "acc")
-MODEL_METRICS = {
-    "params": "model/params_total",
-    "trainable": "model/params_trainable",
-    "size_mb": "model/size_mb",
-    "depth": "model/depth",
-    "acc": "test/acc",
-    "recall_macro": "test/recall_macro",
-    "f1_macro": "test/f1_macro",
-}
-
-
-@dataclass
-class ReportOptions:
-    """Knobs of the report (mirrors conf/compare.yaml)."""
-
-    n_boot: int = 2000
-    confidence: float = 0.95
-    seed: int = 0
-    max_images: int = 6
-    heatmap_size: int = 32
-    paired_metrics: Sequence[str] = PAIRED_METRICS
+from heatlens.report.tables import (
+    PAIRED_METRICS,
+    ReportOptions,
+    split_fingerprint,
+    summary_table,
+    suspect_clusters,
+    runs_by_test_set,
+)
 
 
 @dataclass
@@ -51,17 +34,9 @@ class Report:
     summary: pd.DataFrame
     pair: list[PairedResult] = field(default_factory=list)
     correlations: dict[str, pd.DataFrame] = field(default_factory=dict)
+    suspect_clusters: pd.DataFrame | None = None
     figures: dict[str, Figure] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-def split_fingerprint(run: RunData) -> str | None:
-    """The logged test-set hash, else sha256 of the sorted ids in the run's arrays, else None."""
-    if run.test_hash:
-        return run.test_hash
-    if run.arrays is not None:
-        return hashlib.sha256("\n".join(sorted(run.arrays.ids.tolist())).encode()).hexdigest()
-    return None
 
 
 def check_same_test_set(run_a: RunData, run_b: RunData) -> None:
@@ -75,34 +50,6 @@ def check_same_test_set(run_a: RunData, run_b: RunData) -> None:
             f"cannot pair runs {run_a.label} and {run_b.label}: their test sets differ "
             f"(test-set hash {hash_a[:12]} vs {hash_b[:12]}); pair only runs evaluated on the same test split"
         )
-
-
-def summary_table(runs: Sequence[RunData], options: ReportOptions) -> pd.DataFrame:
-    """One row per run: model size, accuracy, recalls, AOPC with bootstrap CIs, localisation, k-NN."""
-    class_names = sorted({c for run in runs for c in run.class_names})
-    loc_keys = sorted({k for run in runs for k in run.metrics if k.startswith("xai/loc/")})
-    rows = []
-    for run in runs:
-        row: dict[str, object] = {"run": run.label, "run_id": run.run_id, "backbone": run.backbone}
-        row["test_set"] = (split_fingerprint(run) or "?")[:12]
-        row.update({column: run.metrics.get(key, np.nan) for column, key in MODEL_METRICS.items()})
-        row.update({f"recall/{c}": run.metrics.get(f"test/recall/{c}", np.nan) for c in class_names})
-        for order in PERTURBATION_ORDERS:
-            row.update(_aopc_columns(run, order, options))
-        row.update({k.removeprefix("xai/"): run.metrics[k] if k in run.metrics else np.nan for k in loc_keys})
-        for key in ("xai/knn_acc_raw", "xai/knn_acc_embedding"):
-            row[key.removeprefix("xai/")] = run.metrics.get(key, np.nan)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _aopc_columns(run: RunData, order: str, options: ReportOptions) -> dict[str, float]:
-    name = f"aopc_{order}"
-    per_image = run.aopc_values(order)
-    if per_image is None or len(per_image[1]) == 0:
-        return {name: run.metrics.get(f"xai/{name}", np.nan), f"{name}_low": np.nan, f"{name}_high": np.nan}
-    interval = mean_interval(per_image[1], options.n_boot, options.confidence, options.seed)
-    return {name: interval.estimate, f"{name}_low": interval.low, f"{name}_high": interval.high}
 
 
 def _matched_predictions(run_a: RunData, run_b: RunData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -221,20 +168,33 @@ def _example_ids(runs: Sequence[RunData], max_images: int) -> np.ndarray:
     return np.array(chosen, dtype=str)
 
 
+def _thumbnails(runs: Sequence[RunData], ids: np.ndarray) -> np.ndarray | None:
+    """The explained images of `ids` from the first run that stored thumbnails of all of them."""
+    for run in runs:
+        heatmaps = _heatmaps_of(run)
+        if heatmaps.thumbnails is not None:
+            return np.asarray(heatmaps.thumbnails)[heatmaps.rows_for(ids)]
+    return None
+
+
 def side_by_side(runs: Sequence[RunData], options: ReportOptions) -> Figure:
-    """The same test images explained by every run (true-class Grad-CAM, ReLU, max-scaled per image)."""
+    """The same test images explained by every run (true-class Grad-CAM, ReLU, max-scaled per image),
+    over the images themselves when a run stored thumbnails."""
     ids = _example_ids(runs, options.max_images)
     if len(ids) == 0:
         raise CompareError("the runs share no explained test image")
     class_names = runs[0].class_names
+    thumbnails = _thumbnails(runs, ids)
+    size = thumbnails.shape[1] if thumbnails is not None else options.heatmap_size
     grids, cell_titles = [], []
     for run in runs:
         heatmaps = _heatmaps_of(run)
         rows = heatmaps.rows_for(ids)
         labels = heatmaps.labels[rows]
         maps = torch.cat(
-            [_class_maps(heatmaps, rows[i : i + 1], int(labels[i]), options.heatmap_size) for i in range(len(rows))]
+            [_class_maps(heatmaps, rows[i : i + 1], int(labels[i]), size) for i in range(len(rows))]
         ).clamp_min(0)
+        # An all-zero map stays zero (the figure says "no positive relevance") instead of becoming NaN.
         peak = maps.flatten(1).amax(dim=1).clamp_min(1e-12)
         grids.append((maps / peak[:, None, None]).numpy())
         preds = heatmaps.preds[rows] if heatmaps.preds is not None else [None] * len(rows)
@@ -242,8 +202,10 @@ def side_by_side(runs: Sequence[RunData], options: ReportOptions) -> Figure:
     first = _heatmaps_of(runs[0])
     labels = first.labels[first.rows_for(ids)]
     # Ids are often relative paths: the file name is what tells images apart in a narrow column.
-    image_titles = [f"{i.rsplit('/', 1)[-1][:24]}\n{class_names[y]}" for i, y in zip(ids, labels)]
-    return compare_plots.side_by_side_figure(np.stack(grids), [r.label for r in runs], image_titles, cell_titles)
+    image_titles = [f"{i.rsplit('/', 1)[-1]}\n{class_names[y]}" for i, y in zip(ids, labels)]
+    return compare_plots.side_by_side_figure(
+        np.stack(grids), [r.label for r in runs], image_titles, cell_titles, images=thumbnails
+    )
 
 
 def mean_curves(runs: Sequence[RunData]) -> dict[str, dict[str, np.ndarray]]:
@@ -260,15 +222,12 @@ def mean_curves(runs: Sequence[RunData]) -> dict[str, dict[str, np.ndarray]]:
 
 
 def _largest_test_set_group(runs: Sequence[RunData]) -> tuple[list[RunData], list[str]]:
-    fingerprints = [split_fingerprint(r) for r in runs]
-    counts = Counter(f for f in fingerprints if f is not None)
-    if not counts:
+    groups = runs_by_test_set(runs)
+    if not groups:
         return [], ["no run stored explanation arrays: image-level sections skipped"]
-    chosen = counts.most_common(1)[0][0]
-    group = [
-        r for r, f in zip(runs, fingerprints) if f == chosen and r.arrays is not None and r.arrays.heatmaps is not None
-    ]
-    left_out = [r.label for r, f in zip(runs, fingerprints) if r not in group]
+    largest = next(iter(groups.values()))
+    group = [r for r in largest if r.arrays is not None and r.arrays.heatmaps is not None]
+    left_out = [r.label for r in runs if r not in group]
     notes = (
         [f"left out of the image-level sections (other test set or no heatmaps): {', '.join(left_out)}"]
         if left_out
@@ -286,7 +245,7 @@ def build_report(
     """Tables, figures and (optionally) the paired bootstrap of `pair` = (A, B)."""
     if not runs:
         raise CompareError("no run to compare (check the experiment name / run ids and their status)")
-    report = Report(title=title, summary=summary_table(runs, options))
+    report = Report(title=title, summary=summary_table(runs, options), suspect_clusters=suspect_clusters(runs))
     if pair is not None:
         report.pair = paired_comparison(pair[0], pair[1], options, notes=report.notes)
     aopc_columns = [f"aopc_{o}" for o in PERTURBATION_ORDERS if report.summary[f"aopc_{o}"].notna().any()]

@@ -14,15 +14,28 @@ PERTURBATION_ORDERS = ("morf", "lerf", "random")
 
 @dataclass
 class HeatmapSet:
-    """Raw Grad-CAM at feature resolution with its own rows: maps (N, C, h, w) for every class, or (N, h, w)."""
+    """Raw Grad-CAM at feature resolution with its own rows: maps (N, C, h, w) for every class, or (N, h, w);
+    thumbnails (N, t, t[, c]) uint8: the explained images, small, when the run stored them."""
 
     ids: np.ndarray
     maps: np.ndarray
     labels: np.ndarray
     preds: np.ndarray | None = None
+    thumbnails: np.ndarray | None = None
 
     def rows_for(self, wanted_ids: np.ndarray) -> np.ndarray:
         return _positions(self.ids, wanted_ids)
+
+
+@dataclass
+class ShortcutClusters:
+    """The shortcut audit's per-image result (`explain/shortcut.npz`): SpRAy cluster within the image's
+    true class and whether that cluster is suspect; labels from the file or the prediction table."""
+
+    ids: np.ndarray
+    cluster: np.ndarray
+    suspect: np.ndarray
+    labels: np.ndarray | None = None
 
 
 @dataclass
@@ -39,6 +52,7 @@ class ExplainArrays:
     curves: dict[str, np.ndarray] = field(default_factory=dict)
     curve_ids: dict[str, np.ndarray] = field(default_factory=dict)
     class_names: list[str] | None = None
+    shortcut: ShortcutClusters | None = None
 
     def rows_for(self, wanted_ids: np.ndarray) -> np.ndarray:
         """Row positions of `wanted_ids` in the prediction table (every one must be present)."""
@@ -100,50 +114,46 @@ class RunData:
         return self.arrays.curve_ids[order][scored], values[scored]
 
 
-def _first(arrays: Mapping[str, np.ndarray], *names: str) -> np.ndarray | None:
-    for name in names:
-        if name in arrays:
-            return arrays[name]
-    return None
-
-
-LABELS = ("labels", "targets")
-PREDS = ("preds", "predictions")
+# Array names as the explanation callbacks and tracking.reports write them: predictions ("predictions")
+# and probabilities ("probabilities") in explain/*.npz, probabilities ("probs") in reports/test_predictions.npz.
 PROBS = ("probs", "probabilities")
-MAPS = ("heatmaps", "maps", "raw_maps", "cams")
+SHORTCUT_KEYS = ("ids", "cluster", "suspect")
+
+
+def _probs(arrays: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    return next((arrays[name] for name in PROBS if name in arrays), None)
 
 
 def explain_arrays_from_npz(files: Mapping[str, Mapping[str, np.ndarray]]) -> ExplainArrays | None:
     """Merge a run's npz files (file stem -> arrays): `explain/*.npz` and `reports/test_predictions.npz`.
 
     Every file's rows follow its own `ids`. The prediction table comes from the file with the most
-    ids holding labels and predictions (or probabilities); heatmaps from the file holding them;
-    curves are keyed `curves_<order>` with the rows of that file's `ids`.
+    ids holding labels and predictions (or probabilities); heatmaps (and thumbnails) from the file
+    holding them; curves are keyed `curves_<order>` with the rows of that file's `ids`.
     """
-    tables = [a for a in files.values() if _first(a, "ids", "sample_ids") is not None]
-    predicting = [a for a in tables if _first(a, *LABELS) is not None and _first(a, *PREDS, *PROBS) is not None]
+    tables = [a for a in files.values() if "ids" in a]
+    predicting = [a for a in tables if "labels" in a and ("predictions" in a or _probs(a) is not None)]
     if not predicting:
         return None
-    table = max(predicting, key=lambda a: len(_ids_of(a)))
-    probs = _first(table, *PROBS)
-    preds = _first(table, *PREDS)
-    arrays = ExplainArrays(
-        ids=_ids_of(table),
-        labels=_optional_int(_first(table, *LABELS)),
-        preds=_optional_int(preds if preds is not None else probs.argmax(axis=1)),
-        probs=probs,
-    )
+    table = max(predicting, key=lambda a: len(a["ids"]))
+    probs = _probs(table)
+    preds = table["predictions"] if "predictions" in table else probs.argmax(axis=1)
+    arrays = ExplainArrays(ids=_ids_of(table), labels=_int(table["labels"]), preds=_int(preds), probs=probs)
     for source in tables:
-        maps = _first(source, *MAPS)
-        if maps is not None and _first(source, *LABELS) is not None and arrays.heatmaps is None:
+        if "heatmaps" in source and "labels" in source and arrays.heatmaps is None:
             arrays.heatmaps = HeatmapSet(
-                _ids_of(source), maps, _optional_int(_first(source, *LABELS)), _optional_int(_first(source, *PREDS))
+                _ids_of(source), source["heatmaps"], _int(source["labels"]),
+                _int(source["predictions"]) if "predictions" in source else None, source.get("thumbnails"),
             )
         for order in PERTURBATION_ORDERS:
-            curve = _first(source, f"curves_{order}", f"{order}_curves")
-            if curve is not None:
-                arrays.curves[order] = np.asarray(curve, dtype=np.float64)
+            if f"curves_{order}" in source:
+                arrays.curves[order] = np.asarray(source[f"curves_{order}"], dtype=np.float64)
                 arrays.curve_ids[order] = _ids_of(source)
+        if all(key in source for key in SHORTCUT_KEYS):
+            arrays.shortcut = ShortcutClusters(
+                _ids_of(source), _int(source["cluster"]), np.asarray(source["suspect"]).astype(bool),
+                _int(source["labels"]) if "labels" in source else None,
+            )
     class_names = next((a["class_names"] for a in files.values() if "class_names" in a), None)
     if class_names is not None:
         arrays.class_names = [str(c) for c in class_names.tolist()]
@@ -151,11 +161,11 @@ def explain_arrays_from_npz(files: Mapping[str, Mapping[str, np.ndarray]]) -> Ex
 
 
 def _ids_of(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
-    return np.asarray(_first(arrays, "ids", "sample_ids")).astype(str)
+    return np.asarray(arrays["ids"]).astype(str)
 
 
-def _optional_int(values: np.ndarray | None) -> np.ndarray | None:
-    return None if values is None else np.asarray(values).astype(np.int64)
+def _int(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values).astype(np.int64)
 
 
 def select_run(runs: list[RunData], key: str) -> RunData:

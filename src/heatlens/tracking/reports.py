@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from heatlens.models.evaluation import classification_report, confusion_matrix, operating_point, roc_curves
+from heatlens.naming import slug
 from heatlens.plots.training import confusion_matrix_figure, recall_history_figure, roc_figure
+from heatlens.tracking.errors import TrackingError
 from heatlens.tracking.run import RunHandle
-
-
-def slug(name: str) -> str:
-    """A class name usable in file names: "Viral Pneumonia" -> "Viral_Pneumonia"."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+from heatlens.tracking.setup import UPLOAD_POLICIES
 
 
 def log_test_reports(
@@ -88,14 +85,26 @@ def _log_operating_points(
     run.log_metrics(values)
 
 
-def log_checkpoints(run: RunHandle, files: dict[str, str], scores: dict[str, float | None], selection_metric: str) -> None:
-    """Upload every checkpoint to `checkpoints/` with an index naming the one selected for testing."""
+def log_checkpoints(
+    run: RunHandle, files: dict[str, str], scores: dict[str, float | None], selected: str, upload: str = "selected"
+) -> None:
+    """Upload checkpoints to `checkpoints/` per `logger.upload_checkpoints` (`all`, `selected`: the one
+    tested, `none`) and always `checkpoints/index.json`: every checkpoint (monitor -> local path,
+    score, uploaded file or null) and the selected monitor. Tag `selected_checkpoint` names the
+    uploaded file of the selected one."""
+    if upload not in UPLOAD_POLICIES:
+        raise TrackingError(f"logger.upload_checkpoints={upload!r}: expected one of {list(UPLOAD_POLICIES)}")
+    uploaded = {m for m in files if upload == "all" or (upload == "selected" and m == selected)}
     index = {
-        monitor: {"file": f"checkpoints/{Path(path).name}", "score": scores.get(monitor)}
+        monitor: {
+            "local_path": str(Path(path).resolve()),
+            "score": scores.get(monitor),
+            "file": f"checkpoints/{Path(path).name}" if monitor in uploaded else None,
+        }
         for monitor, path in files.items()
     }
-    for path in files.values():
-        run.log_artifact(path, "checkpoints")
-    run.log_dict({"selection_metric": selection_metric, "checkpoints": index}, "checkpoints/index.json")
-    if selection_metric in index:
-        run.set_tags({"selected_checkpoint": index[selection_metric]["file"]})
+    for monitor in uploaded:
+        run.log_artifact(files[monitor], "checkpoints")
+    run.log_dict({"selected": selected, "upload": upload, "checkpoints": index}, "checkpoints/index.json")
+    if selected in uploaded:
+        run.set_tags({"selected_checkpoint": index[selected]["file"]})

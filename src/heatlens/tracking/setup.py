@@ -1,4 +1,4 @@
-"""Where runs go (tracking URI, experiment, artifact root) and what a run records when it starts."""
+"""Where runs go (tracking URI, experiment, artifact root), how a run starts, and what it records first."""
 
 from __future__ import annotations
 
@@ -11,25 +11,51 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from filelock import FileLock
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
 from mlflow.entities import LifecycleStage
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.registry import resolve_tags
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from typing_extensions import override
 
-from heatlens.paths import PROJECT_ROOT
+from heatlens.paths import home_dir, source_checkout
 from heatlens.tracking.errors import TrackingError
+from heatlens.tracking.names import run_name_for, settle_unique_name
 from heatlens.tracking.run import RunHandle
 
-DEFAULT_TRACKING_URI = f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
+# MLflow 3's experiment kind: "custom_model_development" is the UI's "Machine learning" view (runs
+# table, metrics charts); an experiment without the tag may open in the GenAI view (traces).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
+UPLOAD_POLICIES = ("all", "selected", "none")
+
+
+def default_tracking_uri() -> str:
+    """`sqlite:///<home>/mlruns/mlflow.db`, home = `$HEATLENS_HOME` or the working folder."""
+    return f"sqlite:///{home_dir() / 'mlruns' / 'mlflow.db'}"
 
 
 def resolve_tracking_uri(configured: str | None = None) -> str:
-    """`logger.tracking_uri` if set, else `MLFLOW_TRACKING_URI`, else the project's sqlite store."""
-    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """`logger.tracking_uri` if set, else `MLFLOW_TRACKING_URI`, else `default_tracking_uri()`.
+
+    A sqlite store is created here under a file lock: MLflow builds a missing database's tables on first
+    contact, and two processes doing that at once (parallel sweep jobs, DDP ranks of a fresh store) fail
+    with "duplicate column name".
+    """
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
     db_path = _sqlite_path(uri)
-    if db_path is not None:
+    if db_path is not None and uri not in _created_stores:
         db_path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{db_path}.lock"):
+            MlflowClient(uri).search_experiments(max_results=1)
+        _created_stores.add(uri)
     return uri
+
+
+_created_stores: set[str] = set()
 
 
 def artifact_location_for(tracking_uri: str, experiment_name: str) -> str | None:
@@ -47,16 +73,22 @@ def _sqlite_path(uri: str) -> Path | None:
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:
-    """Id of experiment `name`, created with an explicit artifact location when missing."""
+    """Id of experiment `name`, created when missing as a model-training experiment (MLflow 3 kind tag)."""
     client = MlflowClient(tracking_uri)
     try:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             try:
-                return client.create_experiment(name, artifact_location=artifact_location_for(tracking_uri, name))
+                return client.create_experiment(
+                    name, artifact_location=artifact_location_for(tracking_uri, name),
+                    tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND},
+                )
             except MlflowException:
                 # Another job of the sweep created it first.
                 experiment = client.get_experiment_by_name(name)
+        if experiment is not None and EXPERIMENT_KIND_TAG not in experiment.tags:
+            # Created before heatlens set the kind: a heatlens experiment holds training runs.
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
     except MlflowException as err:
         raise TrackingError(f"logger.tracking_uri={tracking_uri}: MLflow cannot use it: {err.message}") from None
     if experiment is None or experiment.lifecycle_stage == LifecycleStage.DELETED:
@@ -67,27 +99,98 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
     return experiment.experiment_id
 
 
+def check_logger_config(logger_cfg: Mapping[str, Any]) -> None:
+    """Raise TrackingError naming `logger.<key>=<value>` for a value that cannot work (nothing is contacted)."""
+    for key in ("tracking_uri", "registered_model_name", "parent_run_id"):
+        value = logger_cfg.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise TrackingError(f"logger.{key}={value!r}: expected a non-empty string or null")
+    name = logger_cfg.get("experiment_name", "heatlens")
+    if not isinstance(name, str) or not name.strip():
+        raise TrackingError(f"logger.experiment_name={name!r}: expected a non-empty string")
+    upload = logger_cfg.get("upload_checkpoints", "selected")
+    if upload not in UPLOAD_POLICIES:
+        raise TrackingError(f"logger.upload_checkpoints={upload!r}: expected one of {list(UPLOAD_POLICIES)}")
+
+
+class HeatlensMLFlowLogger(MLFlowLogger):
+    """Lightning's MLflow logger, except that it never ends the run.
+
+    Lightning calls `finalize("success")` when `fit` ends and `finalize("failed")` on any error,
+    before test metrics, reports and explanations exist: a job killed after fit would look
+    finished. The entry point sets FINISHED, KILLED or FAILED itself once the run is complete.
+    """
+
+    @override
+    def finalize(self, status: str = "success") -> None:
+        """Nothing to flush (checkpoints are uploaded by heatlens.tracking, not by this logger)."""
+
+
 def create_logger(
-    logger_cfg: Mapping[str, Any], run_name: str, tags: Mapping[str, str], run_id: str | None = None
-) -> MLFlowLogger:
-    """Lightning's MLFlowLogger on the resolved store; `run_id` continues an existing run."""
+    logger_cfg: Mapping[str, Any],
+    base_name: str,
+    tags: Mapping[str, str],
+    run_id: str | None = None,
+    job_number: int | None = None,
+) -> HeatlensMLFlowLogger:
+    """The logger of a new run named `run_name_for(..., base_name, job_number, tags["sweep_id"])`, or
+    of run `run_id` (a resume). `logger.parent_run_id` makes the new run that run's child. Only
+    rank 0 touches MLflow; other ranks get a logger that logs nothing."""
     tracking_uri = resolve_tracking_uri(logger_cfg.get("tracking_uri"))
     experiment_name = logger_cfg.get("experiment_name", "heatlens")
-    ensure_experiment(tracking_uri, experiment_name)
-    logger = MLFlowLogger(
+    if rank_zero_only.rank == 0:
+        experiment_id = ensure_experiment(tracking_uri, experiment_name)
+        client = MlflowClient(tracking_uri)
+        if run_id is None:
+            run_id = _start_run(client, experiment_id, experiment_name, base_name, tags, logger_cfg, job_number)
+        else:
+            _check_run(client, run_id, tracking_uri)
+    return HeatlensMLFlowLogger(
         experiment_name=experiment_name,
-        run_name=run_name,
         tracking_uri=tracking_uri,
-        tags=dict(tags),
         log_model=False,
         artifact_location=artifact_location_for(tracking_uri, experiment_name),
         run_id=run_id,
     )
+
+
+def _start_run(
+    client: MlflowClient, experiment_id: str, experiment_name: str, base_name: str,
+    tags: Mapping[str, str], logger_cfg: Mapping[str, Any], job_number: int | None,
+) -> str:
+    run_tags = dict(tags)
+    parent = logger_cfg.get("parent_run_id")
+    if parent:
+        _check_parent(client, parent, experiment_id, experiment_name)
+        run_tags[MLFLOW_PARENT_RUN_ID] = parent
+    name = run_name_for(client.tracking_uri, experiment_name, base_name, job_number, tags.get("sweep_id"))
     try:
-        _ = logger.run_id  # creates (or looks up) the run now, so failures are recorded from here on
+        # resolve_tags adds MLflow's own context tags (user, source), as Lightning's logger does.
+        run = client.create_run(experiment_id, run_name=name, tags=resolve_tags(run_tags))
+    except MlflowException as err:
+        raise TrackingError(f"logger.tracking_uri={client.tracking_uri}: cannot create a run: {err.message}") from None
+    settle_unique_name(client, run)
+    return run.info.run_id
+
+
+def _check_parent(client: MlflowClient, parent: str, experiment_id: str, experiment_name: str) -> None:
+    try:
+        info = client.get_run(parent).info
+    except MlflowException:
+        raise TrackingError(f"logger.parent_run_id={parent}: no such run in {client.tracking_uri}") from None
+    if info.experiment_id != experiment_id:
+        raise TrackingError(
+            f"logger.parent_run_id={parent}: a run of experiment id {info.experiment_id}, not of "
+            f"logger.experiment_name={experiment_name!r} (id {experiment_id}): the UI nests children "
+            f"only inside their parent's experiment"
+        )
+
+
+def _check_run(client: MlflowClient, run_id: str, tracking_uri: str) -> None:
+    try:
+        client.get_run(run_id)
     except MlflowException as err:
         raise TrackingError(f"MLflow run {run_id} cannot be continued in {tracking_uri}: {err.message}") from None
-    return logger
 
 
 def handle_for(logger: MLFlowLogger) -> RunHandle:
@@ -102,6 +205,21 @@ def run_reference(trainer: Any) -> dict[str, str] | None:
     return None
 
 
+def run_location(run: RunHandle) -> str:
+    """Where the run is and how to open it in the MLflow UI's machine-learning view (MLflow 3
+    otherwise opens the GenAI view of the browser's last choice)."""
+    info = run.client.get_run(run.run_id).info
+    experiment = run.client.get_experiment(info.experiment_id)
+    page = f"#/experiments/{info.experiment_id}/runs/{run.run_id}?workflowType=machine_learning"
+    lines = [f"MLflow run {run.run_id} '{info.run_name}' (experiment {experiment.name!r}, id "
+             f"{info.experiment_id}) in {run.tracking_uri}"]
+    if urlparse(run.tracking_uri).scheme in ("http", "https"):
+        lines.append(f"Open it:  {run.tracking_uri.rstrip('/')}/{page}")
+    else:
+        lines += [f"Open it:  mlflow ui --backend-store-uri {run.tracking_uri}", f"then http://127.0.0.1:5000/{page}"]
+    return "\n".join(lines)
+
+
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """{"a": {"b": 1}} -> {"a.b": 1}: keys read like Hydra overrides."""
     flat: dict[str, Any] = {}
@@ -114,13 +232,18 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def git_commit(repo: Path = PROJECT_ROOT) -> str:
-    """`git rev-parse HEAD` of the code's checkout, "unknown" outside a repository."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
+def git_commit() -> str:
+    """HEAD of the source checkout heatlens runs from; outside one (a wheel, a Docker image without
+    `.git`) the commit recorded at build time in `$HEATLENS_GIT_COMMIT`; else "unknown"."""
+    checkout = source_checkout()
+    if checkout is not None:
+        try:
+            out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True, timeout=10)
+            if out.returncode == 0:
+                return out.stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return os.environ.get("HEATLENS_GIT_COMMIT") or "unknown"
 
 
 def log_run_config(

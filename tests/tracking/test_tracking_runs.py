@@ -7,14 +7,17 @@ import pytest
 from matplotlib.figure import Figure
 from mlflow.artifacts import download_artifacts
 
-from heatlens.paths import PROJECT_ROOT
 from heatlens.tracking import TrackingError, flatten, log_run_config, record_failure, resolve_tracking_uri
 from heatlens.tracking.setup import artifact_location_for, ensure_experiment
 
 
 def test_tracking_uri_precedence(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert resolve_tracking_uri(None) == f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.delenv("HEATLENS_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path.resolve() / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.setenv("HEATLENS_HOME", str(tmp_path / "home"))
+    assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path.resolve() / 'home' / 'mlruns' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")
     assert resolve_tracking_uri(None) == "http://tracking:5000"
     configured = f"sqlite:///{tmp_path / 'sub' / 'x.db'}"

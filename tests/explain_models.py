@@ -9,14 +9,16 @@ from torch import nn
 
 
 class TinyConvNet(nn.Module):
-    """Two conv blocks -> feature map (B, 8, H/4, W/4) -> global average pool -> linear head."""
+    """`blocks` conv blocks (conv, batch norm, ReLU, 2x2 max-pool) -> feature map (B, width, H/2^blocks,
+    W/2^blocks) -> global average pool -> linear head."""
 
-    def __init__(self, in_chans: int = 1, num_classes: int = 3, width: int = 8):
+    def __init__(self, in_chans: int = 1, num_classes: int = 3, width: int = 8, blocks: int = 2):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(in_chans, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
-        )
+        layers: list[nn.Module] = []
+        for block in range(blocks):
+            layers += [nn.Conv2d(in_chans if block == 0 else width, width, 3, padding=1), nn.BatchNorm2d(width),
+                       nn.ReLU(), nn.MaxPool2d(2)]
+        self.body = nn.Sequential(*layers)
         self.classifier = nn.Linear(width, num_classes)
         self.feature_layer = self.body
 

@@ -1,0 +1,195 @@
+"""Every value of a training config checked before an image is decoded or an MLflow run exists.
+
+A wrong option must cost the user one line and nothing else: no half-created run, no minutes of
+decoding first. `check_job` builds everything that needs no data pass (datamodule listing, callbacks,
+trainer) and raises one of `USER_ERRORS`, each naming the key and value at fault.
+"""
+
+from __future__ import annotations
+
+import numbers
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from heatlens.callbacks import ExplainCallbackError, PostFitExplanations
+from heatlens.callbacks.checkpoints import LAST, recall_checkpoints, run_in_checkpoint
+from heatlens.callbacks.pruning import trial_callbacks
+from heatlens.cli.ddp import ddp_strategy
+from heatlens.data import DataError, HeatlensDataModule, build_datamodule
+from heatlens.data.formats import phantom_spec
+from heatlens.data.phantom import CLASS_NAMES as PHANTOM_CLASSES
+from heatlens.models import ModelConfigError, backbone_spec, normalization_for, validate_model_config
+from heatlens.tracking import TrackingError, check_logger_config
+
+
+class TrainConfigError(ValueError):
+    """A training option is wrong: the message names the key and value at fault."""
+
+
+# Errors caused by the user's input: reported as one line, without a traceback.
+USER_ERRORS = (TrainConfigError, DataError, ModelConfigError, TrackingError, ExplainCallbackError)
+
+
+@dataclass
+class TrainJob:
+    """What a checked config builds before any data pass: the run's config and the objects to train with."""
+
+    config: dict
+    datamodule: HeatlensDataModule
+    class_names: list[str]
+    checkpoints: dict[str, ModelCheckpoint]
+    trainer: L.Trainer
+    resume_run_id: str | None
+
+
+def resolved(cfg: DictConfig) -> dict:
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:
+        raise TrainConfigError(f"the configuration does not resolve: {err}") from None
+
+
+def check_job(cfg: DictConfig) -> TrainJob:
+    """Check the whole config and build the job's objects; raises one of USER_ERRORS."""
+    config = resolved(cfg)
+    check_trainer_options(config["trainer"])
+    seed = config.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TrainConfigError(f"seed={seed!r}: expected an integer")
+    tolerance = config.get("selection_tolerance", 0.0)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not 0 <= tolerance < 1:
+        raise TrainConfigError(f"selection_tolerance={tolerance!r}: expected a number in [0, 1)")
+    check_logger_config(cfg.logger)
+    validate_model_config(config["backbone"], config["head"], config["optimizer"], config.get("scheduler"),
+                          config["data"].get("channels"))
+    _check_input_size(cfg)
+    mean, std = normalization_for(cfg.backbone, int(cfg.data.channels))
+    datamodule = build_datamodule(cfg.data, mean=mean, std=std, seed=seed)
+    class_names = _class_names(datamodule)
+    healthy = cfg.data.get("healthy_class")
+    if healthy is not None and healthy not in class_names:
+        raise TrainConfigError(f"data.healthy_class={healthy!r}: not one of the classes {class_names}")
+    checkpoints = recall_checkpoints(class_names, checkpoint_dir(cfg), tolerance=float(tolerance))
+    if cfg.selection_metric not in checkpoints or cfg.selection_metric == LAST:
+        choices = [m for m in checkpoints if m != LAST]
+        raise TrainConfigError(f"selection_metric={cfg.selection_metric!r}: choose one of {choices}")
+    resume_run_id = resume_reference(cfg.ckpt_path)
+    callbacks = [
+        *checkpoints.values(),
+        *trial_callbacks(cfg),  # none unless the job is a trial of the Optuna sweeper
+        *instantiate_all(cfg.callbacks, "callbacks"),
+        explanations(cfg.explain),
+    ]
+    trainer = build_trainer(cfg, callbacks)
+    return TrainJob(config, datamodule, class_names, checkpoints, trainer, resume_run_id)
+
+
+def _check_input_size(cfg: DictConfig) -> None:
+    minimum, size = backbone_spec(cfg.backbone.name).min_input_size, cfg.data.image_size
+    if isinstance(size, int) and size < minimum:
+        raise TrainConfigError(f"data.image_size={size} is below the {minimum} px that backbone={cfg.backbone.name} needs")
+
+
+def _class_names(datamodule: HeatlensDataModule) -> list[str]:
+    """The classes, known without generating the phantom or decoding any image."""
+    if datamodule.settings.format == "phantom":
+        phantom_spec(datamodule.settings)  # checks the phantom's own keys
+        return list(PHANTOM_CLASSES)
+    return datamodule.class_names
+
+
+def check_trainer_options(options: dict[str, Any]) -> None:
+    """Each `trainer.<key>` against the type Lightning declares for it (values it cannot judge pass).
+
+    Done first: `scheduler.T_max` interpolates `trainer.max_epochs`, and the error must name the key typed.
+    """
+    hints = typing.get_type_hints(L.Trainer.__init__)
+    for key, value in options.items():
+        if key not in hints or key in ("logger", "callbacks", "return"):
+            raise TrainConfigError(f"trainer.{key}: not a lightning.Trainer option")
+        if not _fits(value, hints[key]):
+            raise TrainConfigError(f"trainer.{key}={value!r}: expected {_described(hints[key])}")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    if hint is type(None):
+        return value is None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_fits(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint in (int, float):
+        return isinstance(value, numbers.Real if hint is float else numbers.Integral) and not isinstance(value, bool)
+    if hint in (bool, str):
+        return isinstance(value, hint)
+    return True  # a class or container type: Lightning judges it
+
+
+def _described(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return " or ".join(_described(arg) for arg in args)
+    if origin is typing.Literal:
+        return " or ".join(repr(arg) for arg in args)
+    return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[L.Callback]) -> L.Trainer:
+    """The Lightning Trainer from `cfg.trainer` (its keys are Trainer keyword arguments), without a logger yet."""
+    options = OmegaConf.to_container(cfg.trainer, resolve=True)
+    # DDP children must re-run only this job, not the whole sweep (Lightning issue 11300).
+    options["strategy"] = ddp_strategy(options.get("strategy", "auto"))
+    try:
+        return L.Trainer(**options, callbacks=callbacks, logger=False,
+                         default_root_dir=HydraConfig.get().runtime.output_dir)
+    except (TypeError, ValueError, MisconfigurationException) as err:
+        raise TrainConfigError(f"trainer: {err} (keys: {sorted(options)})") from None
+
+
+def explanations(explain: DictConfig) -> PostFitExplanations:
+    """The post-fit explanations: every step of `explain.callbacks`, on one sample of the test set."""
+    steps = instantiate_all(explain.get("callbacks"), "explain.callbacks")
+    return PostFitExplanations(steps, max_images=explain.max_images, sample=explain.sample)
+
+
+def instantiate_all(nodes: DictConfig | None, key: str) -> list[L.Callback]:
+    instances = []
+    for name, node in (nodes or {}).items():
+        try:
+            instances.append(hydra.utils.instantiate(node))
+        except InstantiationException as err:
+            raise TrainConfigError(f"{key}.{name} cannot be built: {err}") from None
+    return instances
+
+
+def checkpoint_dir(cfg: DictConfig) -> Path:
+    """A resumed job writes beside the checkpoint it resumes from, so the best scores carry over."""
+    if cfg.ckpt_path:
+        return Path(cfg.ckpt_path).resolve().parent
+    return Path(HydraConfig.get().runtime.output_dir) / "checkpoints"
+
+
+def resume_reference(ckpt_path: str | None) -> str | None:
+    """The MLflow run id stored in the checkpoint to resume from (None: start a new run)."""
+    if ckpt_path is None:
+        return None
+    if not Path(ckpt_path).is_file():
+        raise TrainConfigError(f"ckpt_path={ckpt_path} does not exist")
+    try:
+        reference = run_in_checkpoint(ckpt_path)
+    except Exception as err:  # torch.load raises many types on a file that is no checkpoint
+        raise TrainConfigError(f"ckpt_path={ckpt_path} is not a readable checkpoint: {err}") from None
+    return None if reference is None else reference["run_id"]

@@ -1,0 +1,2 @@
+class SweepConfigError(ValueError):
+    """A sweeper option is wrong: the message names the `hydra.sweeper` key and the value at fault."""
