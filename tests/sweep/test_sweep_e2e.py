@@ -72,7 +72,12 @@ def test_a_killed_three_trial_sweep_run_again_ends_with_three_finished_trials(tm
     args = ["hydra.sweeper.n_trials=3", f"hydra.sweeper.storage={journal}", "hydra.sweeper.study_name=resume"]
 
     def complete() -> int:
-        return journal.exists() and sum(t.state == TrialState.COMPLETE for t in load(journal, "resume").trials)
+        if not journal.exists():
+            return 0
+        try:
+            return sum(t.state == TrialState.COMPLETE for t in load(journal, "resume").trials)
+        except KeyError:  # the journal exists, the study is not recorded in it yet
+            return 0
 
     worker = start(tmp_path, experiment, *args)
     try:

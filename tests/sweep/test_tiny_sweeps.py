@@ -22,7 +22,10 @@ def states(tmp_path) -> list[TrialState]:
 
 
 def complete(tmp_path) -> int:
-    return states(tmp_path).count(TrialState.COMPLETE)
+    try:
+        return states(tmp_path).count(TrialState.COMPLETE)
+    except KeyError:  # the journal exists, the study is not recorded in it yet
+        return 0
 
 
 def test_a_killed_sweep_run_again_finishes_the_same_study(tmp_path) -> None:

@@ -24,6 +24,9 @@ class SignalAt(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.what == "interrupt":
+            # As in a terminal: Python's own handler. A parent that ignores SIGINT (a pytest-xdist worker)
+            # passes the ignoring on to this process, and the signal would then do nothing.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             os.kill(os.getpid(), signal.SIGINT)
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
