@@ -5,7 +5,6 @@ from __future__ import annotations
 import hydra
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from heatlens.callbacks import (
     AopcCallback,

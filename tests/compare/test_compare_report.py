@@ -197,7 +197,7 @@ def test_side_by_side_draws_each_map_over_its_thumbnail_and_says_when_a_map_is_e
 def test_shortcut_columns_and_suspect_clusters_are_reported():
     flagged, clean, unaudited = run_data("flagged", 0), run_data("clean", 1), run_data("plain", 2)
     for run, flag in ((flagged, 1.0), (clean, 0.0)):
-        run.metrics.update({f"xai/shortcut/COVID/flag": flag, "xai/shortcut/COVID/outside_mass": 0.4 * flag + 0.1,
+        run.metrics.update({"xai/shortcut/COVID/flag": flag, "xai/shortcut/COVID/outside_mass": 0.4 * flag + 0.1,
                             "xai/shortcut/COVID/border_mass": 0.25, "xai/shortcut/Normal/flag": 0.0})
     ids = flagged.arrays.ids
     cluster = np.where(np.arange(40) < 20, 0, 1)
