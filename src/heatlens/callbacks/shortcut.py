@@ -28,9 +28,7 @@ class ShortcutCallback(ExplanationCallback):
     def __init__(self, anatomy: str | None = "lung", examples: int = 3, **settings: Any) -> None:
         try:
             self.settings = shortcut.AuditSettings(**settings)
-        except TypeError as err:
-            raise ExplainCallbackError(f"explain.callbacks.shortcut: {err}") from None
-        except ExplainError as err:
+        except (TypeError, ExplainError) as err:  # an unknown key, or a value out of range
             raise ExplainCallbackError(f"explain.callbacks.shortcut: {err}") from None
         if examples < 0:
             raise ExplainCallbackError(f"explain.callbacks.shortcut.examples={examples}: must be >= 0")
