@@ -1,4 +1,4 @@
-"""Train, test and explain a model: `python train.py [overrides]` (see README)."""
+"""Train, test and explain a model: `python train.py [overrides]` (see docs/get-started.md)."""
 
 from heatlens.cli.train import main
 

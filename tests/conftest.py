@@ -1,14 +1,29 @@
 """Session-wide isolation (no test writes to the repository's mlruns/ or caches), and a fresh MLflow
 experiment or run per test in that session store. This folder is on sys.path: shared test modules
-(toy_data, ...) live here."""
+(toy_data, in_process, trained_run, ...) live here.
+
+Shared fixtures (see docs/guides/testing.md):
+- `experiment`, `run`: a new MLflow experiment / RUNNING run in the session's tmp store.
+- `trained_run` (session): a `trained_run.TrainedRun`, one finished `python train.py explain=full` run on
+  510 phantom images of 32 px (simple_cnn, 8 epochs, 4 classes, test split of 51), trained once per
+  session even across xdist workers. It holds the params, train/val/test metrics, reports/
+  (test_predictions.npz, test_set.json, classification_report.json), the checkpoints (best-recall_macro
+  uploaded, the others in `output_dir/checkpoints`), every `xai/` metric and figure and explain/*.npz
+  (gradcam, aopc, heatmap_stats, embeddings, localisation, attributions, shortcut). Its own MLflow
+  store, the session's phantom cache: `trained_run.client`, `.env` (for subprocesses and reexplain),
+  `.output_dir`. Read it only: a test that adds runs to its store (reexplain children) finds its own by
+  tag, never counts them all.
+"""
 
 from __future__ import annotations
 
 import itertools
 import os
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from trained_run import TrainedRun, session_folder, train_once
 
 from heatlens.tracking import RunHandle
 from heatlens.tracking.setup import ensure_experiment
@@ -22,13 +37,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+def _session_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return session_folder(tmp_path_factory.getbasetemp(), os.environ.get("PYTEST_XDIST_WORKER"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_stores(tmp_path_factory: pytest.TempPathFactory):
-    """MLFLOW_TRACKING_URI -> a tmp sqlite store, HEATLENS_CACHE -> a tmp folder (shared by the session)."""
+    """MLFLOW_TRACKING_URI -> a tmp sqlite store of this worker, HEATLENS_CACHE -> one data cache for the
+    whole session, xdist workers included: the same phantom set is generated once (the cache builds its
+    folders under a lock and renames them into place, so concurrent builders are safe)."""
     root = tmp_path_factory.mktemp("stores")
     saved = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "HEATLENS_CACHE")}
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
-    os.environ["HEATLENS_CACHE"] = str(root / "cache")
+    os.environ["HEATLENS_CACHE"] = str(_session_folder(tmp_path_factory) / "cache")
     yield root
     for key, value in saved.items():
         if value is None:
@@ -50,3 +71,9 @@ def run(experiment) -> RunHandle:
     """A new RUNNING run in its own experiment."""
     client, experiment_id, _ = experiment
     return RunHandle(os.environ["MLFLOW_TRACKING_URI"], client.create_run(experiment_id).info.run_id)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """The session's one trained run (module docstring): the first worker trains it, the others wait and reuse it."""
+    return train_once(_session_folder(tmp_path_factory) / "trained_run", Path(os.environ["HEATLENS_CACHE"]))

@@ -36,10 +36,12 @@ def _peak_while_holding(kind: str, held_mib: int, tmp_path) -> dict:
     child = subprocess.Popen([sys.executable, "-c", CHILD, kind, str(held_mib), str(tmp_path / "mapped")],
                              stdout=subprocess.PIPE, text=True)
     try:
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(0.3)  # the fork's grandchild is running too
-        with TreeMemory(child.pid, interval=0.05, pss_every=1) as memory:
-            time.sleep(0.5)
+        assert child.stdout.readline().strip() == "ready"  # the fork's grandchild exists before this line
+        # Counted samples, not a time window: a loaded machine only makes the wait longer.
+        with TreeMemory(child.pid, interval=0.01, pss_every=1) as memory:
+            deadline = time.monotonic() + 60
+            while len(memory.samples) < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
         return memory.peak()
     finally:
         child.kill()

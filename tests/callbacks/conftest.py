@@ -10,13 +10,14 @@ import torch
 
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment for subprocesses: a private MLflow store and data cache, one torch thread each
-    (the 2 test cores are shared: oversubscribed threads make tiny convolutions ~30x slower)."""
+    """Environment for subprocesses: a private MLflow store, the session's data cache (tests/conftest.py),
+    one torch thread each (the 2 test cores are shared: oversubscribed threads make tiny convolutions ~30x
+    slower)."""
     root = tmp_path_factory.mktemp("callbacks_store")
     env = {name: value for name, value in os.environ.items()
            if name not in ("MASTER_PORT", "MASTER_ADDR", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK")}
-    env |= {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "HEATLENS_CACHE": str(root / "cache"),
-            "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env |= {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "OMP_NUM_THREADS": "1",
+            "PYTHONWARNINGS": "ignore"}
     return env
 
 

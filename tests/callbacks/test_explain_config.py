@@ -11,6 +11,7 @@ from heatlens.callbacks import (
     AttributionsCallback,
     EmbeddingsCallback,
     ExplainCallbackError,
+    ExplainersCallback,
     GradCamCallback,
     HeatmapStatsCallback,
     LocalisationCallback,
@@ -44,7 +45,13 @@ def test_default_full_and_none_choose_the_documented_callbacks() -> None:
         "gradcam": GradCamCallback, "aopc": AopcCallback, "heatmap_stats": HeatmapStatsCallback,
         "embeddings": EmbeddingsCallback, "localisation": LocalisationCallback, "shortcut": ShortcutCallback}
     full = _callbacks("explain=full")
-    assert set(full) == set(default) | {"attributions", "sanity"}
+    assert set(full) == set(default) | {"attributions", "sanity", "explainers"}
+    assert full["explainers"].methods == ["gradcam"]  # explain.methods defaults to Grad-CAM alone
+    methods = _callbacks("explain=methods")
+    assert set(methods) == set(default) | {"explainers"} and len(methods["explainers"].methods) >= 10
+    assert _callbacks("explain=methods", "explain.methods=[xrai,gradcam]")["explainers"].methods == ["xrai", "gradcam"]
+    with pytest.raises(Exception, match="unknown method.*'gradcan'"):
+        _callbacks("explain=full", "explain.methods=[gradcan]")
     assert isinstance(full["attributions"], AttributionsCallback) and isinstance(full["sanity"], SanityCallback)
     assert _callbacks("explain=none") == {}
 
@@ -59,7 +66,10 @@ def test_shared_keys_reach_every_callback() -> None:
     assert _post_fit().sample == "stratified"
     # A step set to null is left out (as data.augment.<name>=null removes a transform).
     assert {step.name for step in _post_fit("explain=full", "explain.callbacks.sanity=null").explainers} == \
-        {"gradcam", "aopc", "heatmap_stats", "embeddings", "localisation", "shortcut", "attributions"}
+        {"gradcam", "aopc", "heatmap_stats", "embeddings", "localisation", "shortcut", "attributions", "explainers"}
+    full = _post_fit("explain=full", *overrides)
+    scored = next(step for step in full.explainers if isinstance(step, ExplainersCallback))
+    assert (scored.options.region_size, scored.options.perturbation, scored.options.sigma) == (4, "blur", 0.3)
     aopc = next(step for step in post_fit.explainers if isinstance(step, AopcCallback))
     assert aopc.options == {"region_size": 4, "perturbation": "blur", "sigma": 0.3, "steps": None,
                             "score": "prob", "batch_size": None, "correct_only": False}

@@ -1,5 +1,6 @@
-"""End to end on phantom data: `python train.py explain=full` logs every explanation, a trained model's
-heatmaps beat the baselines, and re-explaining with 2 DDP processes equals 1 process."""
+"""End to end on phantom data: `python train.py explain=full` (the session's shared `trained_run`) logs
+every explanation, a trained model's heatmaps beat the baselines, and re-explaining with 2 DDP processes
+equals 1 process."""
 
 from __future__ import annotations
 
@@ -8,30 +9,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 from callbacks_helpers import run_entry_point
+from in_process import run_main
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
+from trained_run import TrainedRun
 
 from heatlens.cli.explain import ReexplainError, reexplain
+from heatlens.cli.explain import main as explain_main
 
 CLASSES = ["COVID", "Lung_Opacity", "Normal", "Viral_Pneumonia"]
 CLASS_NAMES = ["COVID", "Lung_Opacity", "Normal", "Viral Pneumonia"]
 SCORES = ["pointing_game", "relevance_mass_accuracy", "relevance_rank_accuracy", "top_k_intersection",
           "top_k_iou", "auc", "uniform_relevance_mass_accuracy"]
-# 510 phantom images -> a test split of 51 (odd: DistributedSampler repeats one sample on 2 ranks). Fewer
-# images train a model too weak for the AOPC margin below on some seeds (330: MoRF - random 0.04-0.11).
-DATA = ["data.num_images=510", "data.image_size=32", "data.source_size=32", "data.augment=null"]
 
 
 class Run:
+    """A run of a store and the arrays of its artifacts, downloaded into `tmp`."""
+
     def __init__(self, client: MlflowClient, run_id: str, tmp: Path) -> None:
         self.client, self.run_id, self.tmp = client, run_id, tmp
         self.data = client.get_run(run_id).data
-
-    def artifacts(self, folder: str) -> set[str]:
-        found = set()
-        for entry in self.client.list_artifacts(self.run_id, folder):
-            found |= self.artifacts(entry.path) if entry.is_dir else {entry.path}
-        return found
 
     def npz(self, path: str) -> dict[str, np.ndarray]:
         local = self.client.download_artifacts(self.run_id, path, str(self.tmp))
@@ -40,18 +37,12 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def trained(store: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Run:
-    out = tmp_path_factory.mktemp("trained")
-    run_entry_point(["train.py", *DATA, "trainer.max_epochs=8", "optimizer.lr=3e-3", "callbacks=none",
-                     "trainer.num_sanity_val_steps=0", "explain=full", "explain.max_images=null",
-                     "explain.aopc.perturbation=mean", "explain.callbacks.sanity.max_layers=3",
-                     "explain.callbacks.attributions.num_images=2", f"hydra.run.dir={out / 'run'}"], store)
-    client = MlflowClient(store["MLFLOW_TRACKING_URI"])
-    (run,) = client.search_runs(client.get_experiment_by_name("heatlens").experiment_id)
-    return Run(client, run.info.run_id, out)
+def trained(trained_run: TrainedRun, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The session's shared `python train.py explain=full` run (tests/trained_run.py: 510 images of 32 px)."""
+    return Run(trained_run.client, trained_run.run_id, tmp_path_factory.mktemp("trained"))
 
 
-def test_a_run_has_every_metric_figure_and_array(trained: Run) -> None:
+def test_a_run_has_every_metric_figure_and_array(trained: Run, trained_run: TrainedRun) -> None:
     metrics = trained.data.metrics
     expected = {"xai/aopc_morf", "xai/aopc_lerf", "xai/aopc_random", "xai/knn_acc_raw", "xai/knn_acc_embedding",
                 "xai/silhouette_raw", "xai/silhouette_embedding", "xai/sanity_rank_corr"}
@@ -62,7 +53,7 @@ def test_a_run_has_every_metric_figure_and_array(trained: Run) -> None:
     assert expected <= set(metrics), sorted(expected - set(metrics))
     assert all(metrics[k] > 0 for k in metrics if k.startswith("time/"))
 
-    figures = trained.artifacts("figures")
+    figures = trained_run.artifacts("figures")
     expected_figures = {f"figures/gradcam/{c}.png" for c in CLASSES}
     expected_figures |= {f"figures/heatmaps/eigen_{c}.png" for c in CLASSES}
     expected_figures |= {"figures/heatmaps/average_grid.png", "figures/heatmaps/boxplots.png",
@@ -70,7 +61,7 @@ def test_a_run_has_every_metric_figure_and_array(trained: Run) -> None:
                          "figures/attributions/grid.png", "figures/sanity/cascade.png"}
     assert expected_figures <= figures, sorted(expected_figures - figures)
     assert {f"explain/{n}.npz" for n in ("gradcam", "aopc", "heatmap_stats", "embeddings", "localisation",
-                                          "attributions")} <= trained.artifacts("explain")
+                                          "attributions")} <= trained_run.artifacts("explain")
 
     gradcam = trained.npz("explain/gradcam.npz")
     test_ids = trained.npz("reports/test_predictions.npz")
@@ -118,22 +109,29 @@ def test_trained_heatmaps_beat_the_uniform_map_and_random_order(trained: Run) ->
     assert np.nan_to_num(mass[has_lesion], nan=0.0).mean() > 1.2 * uniform[has_lesion].mean()
 
 
-def _reexplain(store: dict[str, str], run: Run, trainer: str, out: Path) -> Run:
-    done = run_entry_point(["-m", "heatlens.cli.explain", f"run_id={run.run_id}", f"trainer={trainer}",
-                            "explain.max_images=null", "explain.aopc.region_size=16", "explain.aopc.correct_only=false",
-                            f"hydra.run.dir={out}"], store)
+def _reexplain(env: dict[str, str], run: Run, trainer: str, out: Path) -> Run:
+    args = [f"run_id={run.run_id}", f"trainer={trainer}", "explain.max_images=null", "explain.aopc.region_size=16",
+            "explain.aopc.correct_only=false", f"hydra.run.dir={out}"]
+    if trainer == "cpu":  # in this process; the DDP job is the entry point's subprocess smoke test
+        done = run_main(explain_main, *args, env=env, program="heatlens-explain")
+        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    else:
+        done = run_entry_point(["-m", "heatlens.cli.explain", *args], env)
     child_id = done.stdout.split("into child run ")[1].split()[0]
     return Run(run.client, child_id, out)
 
 
 @pytest.mark.slow
-def test_ddp_explanations_equal_single_process_on_the_same_checkpoint(trained: Run, store: dict[str, str],
-                                                                     tmp_path: Path) -> None:
-    single = _reexplain(store, trained, "cpu", tmp_path / "single")
-    double = _reexplain(store, trained, "ddp_cpu", tmp_path / "ddp")
+def test_ddp_explanations_equal_single_process_on_the_same_checkpoint(trained: Run, trained_run: TrainedRun,
+                                                                     store: dict[str, str], tmp_path: Path) -> None:
+    env = {**store, **trained_run.env}
+    single = _reexplain(env, trained, "cpu", tmp_path / "single")
+    double = _reexplain(env, trained, "ddp_cpu", tmp_path / "ddp")
+    # The shared run's store may hold other tests' children: this test's are those written under tmp_path.
     children = trained.client.search_runs([trained.client.get_run(trained.run_id).info.experiment_id],
                                           f"tags.`mlflow.parentRunId` = '{trained.run_id}'")
-    assert {r.info.run_id for r in children} == {single.run_id, double.run_id}  # exactly one run per job
+    ours = {r.info.run_id for r in children if r.data.tags.get("output_dir", "").startswith(str(tmp_path))}
+    assert ours == {single.run_id, double.run_id}  # exactly one run per job
 
     xai = {k for k in single.data.metrics if k.startswith("xai/")}
     assert xai == {k for k in double.data.metrics if k.startswith("xai/")} and len(xai) > 20

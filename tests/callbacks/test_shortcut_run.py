@@ -7,10 +7,11 @@ import csv
 
 import numpy as np
 import pytest
-from callbacks_helpers import run_entry_point
+from in_process import run_main
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from heatlens.cli.train import main as train_main
 from heatlens.data.formats import phantom_root
 from heatlens.data.settings import parse_settings
 
@@ -21,10 +22,11 @@ OTHER_STEPS = [f"explain.callbacks.{name}=null" for name in ("gradcam", "aopc", 
 
 
 def test_a_planted_marker_is_flagged_and_its_images_found(store: dict[str, str], tmp_path) -> None:
-    run_entry_point(["train.py", "data.shortcut.fraction=0.8", "data.shortcut.class_name=COVID",
-                     "data.num_images=800", "data.image_size=48", "data.source_size=48", "trainer.max_epochs=6",
-                     "callbacks=none", "trainer.num_sanity_val_steps=0", "explain.max_images=null", *OTHER_STEPS,
-                     "logger.experiment_name=shortcut", f"hydra.run.dir={tmp_path / 'run'}"], store)
+    done = run_main(train_main, "data.shortcut.fraction=0.8", "data.shortcut.class_name=COVID",  # in this process
+                    "data.num_images=800", "data.image_size=48", "data.source_size=48", "trainer.max_epochs=6",
+                    "callbacks=none", "trainer.num_sanity_val_steps=0", "explain.max_images=null", *OTHER_STEPS,
+                    "logger.experiment_name=shortcut", f"hydra.run.dir={tmp_path / 'run'}", env=store)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     client = MlflowClient(store["MLFLOW_TRACKING_URI"])
     (run,) = client.search_runs(client.get_experiment_by_name("shortcut").experiment_id)
     metrics = run.data.metrics

@@ -1,4 +1,4 @@
-"""Synthetic MLflow runs holding the DESIGN.md metric names and explain/*.npz arrays, for compare tests."""
+"""Synthetic MLflow runs holding the catalogued metric names (heatlens.catalog) and explain/*.npz arrays, for compare tests."""
 
 from __future__ import annotations
 

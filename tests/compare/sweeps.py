@@ -1,40 +1,27 @@
-"""Run `python train.py` (single or multirun) on tiny phantom data into a given MLflow store."""
+"""Run `python train.py` (single or multirun, in this process) on tiny phantom data into a given MLflow store."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from in_process import Result, run_main
 from omegaconf import DictConfig, open_dict
 
-from heatlens.paths import CONFIG_DIR, PROJECT_ROOT
+from heatlens.cli.train import main as train_main
+from heatlens.paths import CONFIG_DIR
 
 # Small enough for seconds per job on 2 CPU cores, large enough that every class reaches the test split.
 TINY = ["data.num_images=96", "data.image_size=32", "trainer.max_epochs=1", "backbone.width=4", "explain.max_images=16"]
 
 
-def train(args: list[str], tracking_uri: str, out_dir: Path, timeout: int = 540,
-          python_path: Path | None = None) -> subprocess.CompletedProcess:
-    """`python train.py ARGS` with outputs under out_dir (and `python_path` importable, e.g. for test
-    callbacks); raises with the log tail when it times out."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
-    if python_path is not None:
-        env["PYTHONPATH"] = str(python_path)
+def train(args: list[str], tracking_uri: str, out_dir: Path) -> Result:
+    """`python train.py ARGS` in this process (tests/in_process.py) with outputs under out_dir."""
     dirs = [f"hydra.run.dir={out_dir / 'run'}", f"hydra.sweep.dir={out_dir / 'sweep'}"]
-    return subprocess.run(
-        [sys.executable, "train.py", *args, *dirs],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_main(train_main, *args, *dirs, env={"MLFLOW_TRACKING_URI": tracking_uri})
 
 
-def tail(result: subprocess.CompletedProcess, chars: int = 4000) -> str:
+def tail(result: Result, chars: int = 4000) -> str:
     return (result.stdout + result.stderr)[-chars:]
 
 

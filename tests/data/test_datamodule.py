@@ -1,4 +1,4 @@
-"""The DataModule contract of INTERFACES.md on the phantom and on fixtures; transforms; the conf/data files."""
+"""The DataModule contract on the phantom and on fixtures; transforms; the conf/data files."""
 
 import hashlib
 from pathlib import Path

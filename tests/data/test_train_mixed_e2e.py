@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from data_writers import gradient_image, write_dicom, write_mixed_folder
+from in_process import run_main
 from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
-from heatlens.paths import PROJECT_ROOT
+from heatlens.cli.train import main as train_main
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +28,13 @@ def test_mixed_folder_trains_explains_and_lists_skipped_files(tmp_path: Path) ->
     cine = write_dicom(root / "pneumonia" / "cine.dcm", np.stack([gradient_image(40, s, np.uint16) for s in range(3)]))
     experiment = "data-mixed-e2e"
     command = [
-        sys.executable, str(PROJECT_ROOT / "train.py"), "data=image_folder", f"data.root={root}",
+        "data=image_folder", f"data.root={root}",
         "data.image_size=32", "data.batch_size=8", "data.num_workers=0", "data.on_bad_image=skip",
         "data.dicom_frame=error", "data.resize=pad", "trainer.max_epochs=1", "backbone=simple_cnn",
         "backbone.width=4", "explain=default", "explain.max_images=8", "explain.aopc.region_size=8",
         "callbacks=none", f"logger.experiment_name={experiment}", f"hydra.run.dir={tmp_path / 'run'}",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            timeout=900)
+    result = run_main(train_main, *command)  # in this process (tests/in_process.py)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     (run,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])

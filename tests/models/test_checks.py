@@ -83,7 +83,7 @@ def test_scheduler_values(scheduler: dict, expected: str) -> None:
 def test_backbone_head_and_channel_values(tmp_path) -> None:
     (tmp_path / "weights.txt").write_text("x")
     cases = [
-        (dict(backbone={"name": "resnet9"}), "backbone.name='resnet9' is not a known backbone; choose one of"),
+        (dict(backbone={"name": "resnet9"}), "backbone.name='resnet9' is not a timm model name (timm.list_models()) nor a heatlens alias"),
         (dict(backbone={"freeze": "some"}), "backbone.freeze='some': choose one of ['none', 'backbone', 'all_but_last_block']"),
         (dict(backbone={"pretrained": "yes"}), "backbone.pretrained='yes': expected true or false"),
         (dict(backbone={"weights_file": str(tmp_path / "gone.pth")}), f"backbone.weights_file={tmp_path / 'gone.pth'} does not exist"),

@@ -71,7 +71,7 @@ def test_freeze_all_but_last_block_trains_only_the_last_block_and_head() -> None
 def test_unknown_names_are_rejected_naming_the_key() -> None:
     with pytest.raises(ModelConfigError, match=r"backbone.freeze='some'"):
         build_model({**SIMPLE, "freeze": "some"}, {"name": "timm"}, 4, 1)
-    with pytest.raises(ModelConfigError, match=r"backbone.name='resnet9'.*densenet121"):
+    with pytest.raises(ModelConfigError, match=r"backbone.name='resnet9' is not a timm model name.*simple_cnn"):
         build_model({"name": "resnet9"}, {"name": "timm"}, 4, 1)
     with pytest.raises(ModelConfigError, match=r"head.name='mlp'"):
         build_model(SIMPLE, {"name": "mlp"}, 4, 1)

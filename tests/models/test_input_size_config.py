@@ -11,11 +11,12 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from heatlens.models import BACKBONES
+from heatlens.models import backbone_spec
 from heatlens.paths import CONFIG_DIR
 
 REAL_DATA = sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml") if p.stem != "phantom")
-TIMM_BACKBONES = sorted(name for name, spec in BACKBONES.items() if spec.timm_name)
+# Every preset but the own simple_cnn and `timm` (any model by name, no native size of its own).
+TIMM_BACKBONES = sorted(p.stem for p in (CONFIG_DIR / "backbone").glob("*.yaml") if p.stem not in ("simple_cnn", "timm"))
 
 
 def image_size(*overrides: str) -> int:
@@ -26,9 +27,9 @@ def image_size(*overrides: str) -> int:
 def test_every_timm_backbone_sets_timm_s_native_input_size() -> None:
     sizes = {name: image_size(f"backbone={name}") for name in TIMM_BACKBONES}
     for name, size in sizes.items():
-        native = timm.models.get_pretrained_cfg(BACKBONES[name].timm_name).input_size
+        native = timm.models.get_pretrained_cfg(backbone_spec(name).timm_name).input_size
         assert size == native[-1] == native[-2], name
-    assert {name for name, size in sizes.items() if size != 224} == {"inception_v3", "xception", "inception_resnet_v2"}
+    assert {name for name, size in sizes.items() if size != 224} == {"inception_v3", "xception", "inception_resnet_v2", "efficientnetv2_s"}
     assert sizes["inception_v3"] == 299
 
 

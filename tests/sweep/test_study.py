@@ -91,22 +91,48 @@ def test_a_running_trial_without_heartbeat_for_three_intervals_is_abandoned(tmp_
     assert shared.remaining(2) == 1
 
 
+class CountingClock:
+    """A heartbeat clock that returns 1, 2, 3... and lets a test wait for the n-th beat: no sleeps."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._changed = threading.Condition()
+
+    def __call__(self) -> float:
+        with self._changed:
+            self.calls += 1
+            self._changed.notify_all()
+            return float(self.calls)
+
+    def wait_for(self, calls: int) -> None:
+        with self._changed:
+            assert self._changed.wait_for(lambda: self.calls >= calls, timeout=60), f"beat {calls} never came"
+
+
 def test_the_heartbeat_thread_marks_tracked_trials_until_untracked(tmp_path) -> None:
     shared = new_study(resolve_storage(None, tmp_path))
     trial, finished = shared.study.ask(), shared.study.ask()
     ids = [shared.trial_id(trial.number), shared.trial_id(finished.number)]
-    with Heartbeat(shared.storage, interval_s=0.05) as heartbeat:
-        heartbeat.track(ids)
-        first = shared.storage.get_trial(ids[0]).system_attrs[HEARTBEAT]
+    clock = CountingClock()
+
+    def beat_of(trial_id: int) -> float:
+        return shared.storage.get_trial(trial_id).system_attrs[HEARTBEAT]
+
+    with Heartbeat(shared.storage, interval_s=0.01, clock=clock) as heartbeat:
+        heartbeat.track(ids)  # beats at once, then the thread every interval
+        first = beat_of(ids[0])
         shared.study.tell(finished, 1.0)  # finished meanwhile: the thread drops it instead of failing
-        time.sleep(0.3)
-        later = shared.storage.get_trial(ids[0]).system_attrs[HEARTBEAT]
+        told_at = clock.calls
+        clock.wait_for(first + 3)  # beat first + 2 is written: beats are sequential in the thread
+        later = beat_of(ids[0])
         heartbeat.untrack(ids[:1])
-        time.sleep(0.15)
-        stopped = shared.storage.get_trial(ids[0]).system_attrs[HEARTBEAT]
-        time.sleep(0.3)
-        assert shared.storage.get_trial(ids[0]).system_attrs[HEARTBEAT] == stopped
-    assert first < later <= stopped
+        untracked_at = clock.calls
+        clock.wait_for(untracked_at + 2)  # the beat after `untrack` is done
+        stopped = beat_of(ids[0])
+        clock.wait_for(untracked_at + 5)
+        assert beat_of(ids[0]) == stopped  # three more beats wrote nothing on it
+    assert first < later <= stopped <= untracked_at
+    assert beat_of(ids[1]) <= told_at  # no beat stamped after it finished
     with pytest.raises(SweepConfigError, match="heartbeat_interval=0"):
         Heartbeat(shared.storage, 0)
 

@@ -13,8 +13,10 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
+from in_process import Result, run_main
 from tiny import wait_until
 
+from heatlens.cli.train import main as train_main
 from heatlens.paths import PROJECT_ROOT
 from heatlens.sweep.study import MLFLOW_RUN_ID
 
@@ -33,16 +35,14 @@ def command(out: Path, experiment: str, *overrides: str) -> list[str]:
     ]
 
 
-def environment(tracking_uri: str | None = None) -> dict[str, str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    if tracking_uri:
-        env["MLFLOW_TRACKING_URI"] = tracking_uri
-    return env
+def environment() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def run(out: Path, experiment: str, *overrides: str, tracking_uri: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(command(out, experiment, *overrides), env=environment(tracking_uri), cwd=out,
-                          capture_output=True, text=True, timeout=900)
+def run_here(out: Path, experiment: str, *overrides: str, tracking_uri: str | None = None) -> Result:
+    """The sweep in this process (tests/in_process.py); a sweep a test signals is a subprocess (`start`)."""
+    env = {"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {}
+    return run_main(train_main, *command(out, experiment, *overrides)[2:], env=env)
 
 
 def start(out: Path, experiment: str, *overrides: str) -> subprocess.Popen:
@@ -93,7 +93,7 @@ def test_a_killed_three_trial_sweep_run_again_ends_with_three_finished_trials(tm
     (killed_parent,), _ = runs(experiment)
     assert killed_parent.info.status == "KILLED"
 
-    again = run(tmp_path, experiment, *args)
+    again = run_here(tmp_path, experiment, *args)  # the killed run was the subprocess
     assert again.returncode == 0, tail(again)
     study = load(journal, "resume")
     finished = [t for t in study.trials if t.state == TrialState.COMPLETE]
@@ -145,8 +145,9 @@ def test_pruned_trials_end_killed_and_tagged_with_their_checkpoints_kept(tmp_pat
     experiment = "sweep-e2e-pruned"
     tracking_uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     # recall_macro <= 1 never reaches 2: every trial is pruned after its first epoch.
-    result = run(tmp_path, experiment, "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=pruned",
-                 "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:2.0}", tracking_uri=tracking_uri)
+    result = run_here(tmp_path, experiment, "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=pruned",
+                      "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:2.0}",
+                      tracking_uri=tracking_uri)
     assert result.returncode == 0, tail(result)
     # storage=null: the study sits beside the MLflow store.
     study = load(tmp_path / "store" / "optuna.journal", "pruned")
@@ -161,11 +162,8 @@ def test_pruned_trials_end_killed_and_tagged_with_their_checkpoints_kept(tmp_pat
 
 
 def test_freezing_is_not_searched_for_a_backbone_trained_from_scratch(tmp_path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "train.py"), "-m", "hparams_search=optuna_pretrained",
-         f"hydra.sweep.dir={tmp_path}", f"hydra.sweeper.storage={tmp_path / 'optuna.journal'}"],
-        env=environment(), cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
+    result = run_main(train_main, "-m", "hparams_search=optuna_pretrained", f"hydra.sweep.dir={tmp_path}",
+                      f"hydra.sweeper.storage={tmp_path / 'optuna.journal'}")
     assert result.returncode != 0
     assert "hydra.sweeper.params.backbone.freeze: backbone=simple_cnn has no pretrained weights" in result.stderr
     assert not (tmp_path / "optuna.journal").exists()

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
-from tiny import jobs_per_trial, ledger, run, start, study, sweep_runs, wait_until
+from tiny import backdate_heartbeats, jobs_per_trial, ledger, run, start, study, sweep_runs, wait_until
 
-from heatlens.sweep.study import ABANDONED, FAILURE
+from heatlens.sweep.study import ABANDONED, FAILURE, HEARTBEAT
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +31,9 @@ def test_a_killed_sweep_run_again_finishes_the_same_study(tmp_path) -> None:
     # SIGKILL: the worker cannot hand its trial back, so the heartbeat must find it abandoned.
     # The graceful SIGTERM path is test_sweep_e2e's killed sweep.
     experiment = "tiny-kill"
-    args = ["hydra.sweeper.n_trials=3", "epoch_seconds=0.4", "hydra.sweeper.heartbeat_interval=0.5",
+    # A long heartbeat interval: no beat can be late on a loaded machine; the lost trial's last beat is
+    # moved back in time below instead of waiting for it to grow stale.
+    args = ["hydra.sweeper.n_trials=3", "epoch_seconds=0.4", "hydra.sweeper.heartbeat_interval=30",
             f"logger.experiment_name={experiment}"]
     worker = start(tmp_path, *args)
     try:
@@ -44,7 +45,7 @@ def test_a_killed_sweep_run_again_finishes_the_same_study(tmp_path) -> None:
     assert worker.returncode != 0, output
     assert complete(tmp_path) < 3
     (parent,) = sweep_runs(experiment)
-    time.sleep(1.6)  # the lost trial's heartbeat (every 0.5 s) is stale after 1.5 s
+    backdate_heartbeats(tmp_path, HEARTBEAT, 3600)  # as if the worker died an hour ago
 
     again = run(tmp_path, *args)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]

@@ -42,9 +42,21 @@ def run(tmp_path: Path, *overrides: str, timeout: int = 600) -> subprocess.Compl
                           capture_output=True, text=True, timeout=timeout)
 
 
+def journal(tmp_path: Path) -> optuna.storages.JournalStorage:
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal")))
+
+
 def study(tmp_path: Path, name: str = "tiny") -> optuna.Study:
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal")))
-    return optuna.load_study(study_name=name, storage=storage)
+    return optuna.load_study(study_name=name, storage=journal(tmp_path))
+
+
+def backdate_heartbeats(tmp_path: Path, heartbeat: str, seconds: float, name: str = "tiny") -> None:
+    """Move the last heartbeat of every running trial `seconds` back: a dead worker, without waiting."""
+    storage = journal(tmp_path)
+    study_id = storage.get_study_id_from_name(name)
+    for trial in storage.get_all_trials(study_id, states=(optuna.trial.TrialState.RUNNING,)):
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_system_attr(trial_id, heartbeat, time.time() - seconds)
 
 
 def wait_until(condition, timeout: float = 240, what: str = "condition") -> None:

@@ -162,7 +162,8 @@ def test_model_has_signature_input_example_and_registry_entry(logged) -> None:
     info = get_model_info(f"runs:/{logged['run'].run_id}/model")
     assert info.signature.inputs.input_names() == ["image"]
     assert info.signature.outputs.input_names() == [*CLASSES, "heatmaps"]
-    assert [(p.name, p.default) for p in info.signature.params] == [("return_heatmaps", False)]
+    assert [(p.name, p.default) for p in info.signature.params] == [("return_heatmaps", False),
+                                                                      ("return_decisions", False)]
     assert info.saved_input_example_info is not None
     client = MlflowClient(logged["run"].tracking_uri)
     version = client.get_model_version(logged["name"], "1")

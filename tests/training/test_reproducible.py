@@ -7,7 +7,7 @@ import os
 
 import pytest
 from mlflow.tracking import MlflowClient
-from test_train_e2e import runs_of, train
+from test_train_e2e import runs_of, train, train_subprocess
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +27,9 @@ def _histories(run) -> dict[str, list[tuple[int, float | str]]]:
 
 
 def test_two_runs_of_one_command_log_identical_metric_histories(tmp_path) -> None:
-    for name in ("a", "b"):
-        result = train(*SAME_COMMAND, f"hydra.run.dir={tmp_path / name}", experiment="reproducible")
+    # One run in this process, one in a fresh interpreter (another hash seed, no state left by the first).
+    for name, runner in (("a", train), ("b", train_subprocess)):
+        result = runner(*SAME_COMMAND, f"hydra.run.dir={tmp_path / name}", experiment="reproducible")
         assert result.returncode == 0, result.stderr[-3000:]
     first, second = sorted(runs_of("reproducible"), key=lambda r: r.info.start_time)
     histories = _histories(first)

@@ -1,4 +1,7 @@
-"""`python train.py` end to end on a tiny phantom set; everything checked through MlflowClient."""
+"""`python train.py` end to end on a tiny phantom set; everything checked through MlflowClient.
+
+The runs are in this process (in_process.py: the Hydra task with a patched argv); the bad-value test
+runs the real script as the entry point's subprocess smoke test."""
 
 from __future__ import annotations
 
@@ -11,9 +14,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from in_process import Result, run_main
 from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
+from heatlens.cli.explain import main as explain_main
+from heatlens.cli.train import main as train_main
 from heatlens.data import build_datamodule
 from heatlens.models import HeatlensModule, build_model, normalization_for
 from heatlens.paths import PROJECT_ROOT
@@ -27,16 +33,26 @@ TINY = [
 ]
 
 
-def train(*overrides: str, experiment: str, python_path: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    if python_path:
-        env["PYTHONPATH"] = str(python_path)
-    flags = [o for o in overrides if o.startswith("-")]  # argparse wants -m before the overrides
+def command(*overrides: str) -> list[str]:
+    """train.py's arguments: the tiny settings, then `overrides` (flags such as -m first, as argparse wants)."""
+    flags = [o for o in overrides if o.startswith("-")]
     overrides = tuple(o for o in overrides if not o.startswith("-"))
     given = {o.split("=", 1)[0] for o in overrides}
     tiny = [o for o in TINY if o.split("=", 1)[0] not in given]  # Hydra refuses a group chosen twice
-    command = [sys.executable, str(PROJECT_ROOT / "train.py"), *flags, *tiny, f"logger.experiment_name={experiment}", *overrides]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    return [*flags, *tiny, *overrides]
+
+
+def train(*overrides: str, experiment: str, python_path: Path | None = None) -> Result:
+    """`python train.py ...` in this process (see in_process.py)."""
+    env = {"PYTHONPATH": str(python_path)} if python_path else {}  # for the launcher's worker processes
+    return run_main(train_main, *command(*overrides, f"logger.experiment_name={experiment}"), env=env)
+
+
+def train_subprocess(*overrides: str, experiment: str) -> subprocess.CompletedProcess:
+    """The real `python train.py ...`: the one smoke test of the script itself."""
+    arguments = command(*overrides, f"logger.experiment_name={experiment}")
+    return subprocess.run([sys.executable, str(PROJECT_ROOT / "train.py"), *arguments], capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
 
 
 def runs_of(experiment: str) -> list:
@@ -165,11 +181,12 @@ def test_multirun_gives_one_run_per_job_and_a_failing_job_is_recorded(tmp_path) 
 
 
 def test_user_error_is_one_clear_line_and_creates_no_run(tmp_path) -> None:
-    result = train("data.healthy_class=Healthy", f"hydra.run.dir={tmp_path}", experiment="train-bad")
-    assert result.returncode == 1
+    result = train_subprocess("data.healthy_class=Healthy", f"hydra.run.dir={tmp_path}", experiment="train-bad")
+    assert result.returncode == 2  # a user error, as argparse exits (heatlens.cli.exits)
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("heatlens-train: error:") and "Healthy" in last_line
+    # Named as the user typed it, as argparse does (`heatlens-train` for the installed command).
+    assert last_line.startswith("train.py: error:") and "Healthy" in last_line
     assert not runs_of("train-bad")
 
 
@@ -180,10 +197,9 @@ def test_a_run_without_uploaded_checkpoints_is_explained_from_its_local_file(tmp
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     assert [Path(a.path).name for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["index.json"]
     assert "selected_checkpoint" not in run.data.tags
-    explain = subprocess.run(
-        [sys.executable, "-m", "heatlens.cli.explain", f"run_id={run.info.run_id}", "explain.max_images=8",
-         "explain.aopc.region_size=8", f"hydra.run.dir={tmp_path / 'explain'}"],
-        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    explain = run_main(explain_main, f"run_id={run.info.run_id}", "explain.max_images=8",
+                       "explain.aopc.region_size=8", f"hydra.run.dir={tmp_path / 'explain'}",
+                       program="heatlens-explain")
     assert explain.returncode == 0, explain.stderr[-3000:]
     child = next(r for r in runs_of("train-local") if r.info.run_id != run.info.run_id)
     assert child.info.status == "FINISHED" and child.data.tags["mlflow.parentRunId"] == run.info.run_id

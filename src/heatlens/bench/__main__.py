@@ -26,8 +26,13 @@ BENCHMARK_MODULES = {
     "tsne_vs_sklearn": "heatlens.bench.explain",
     "sweep_pruning": "heatlens.bench.sweep",
     "scale": "heatlens.bench.scale",
+    "startup": "heatlens.bench.startup",
+    "road_vs_forward": "heatlens.bench.metrics",
+    "road_vs_pytorch_grad_cam": "heatlens.bench.metrics",
+    "insertion_deletion_vs_forward": "heatlens.bench.metrics",
+    "insertion_deletion_vs_quantus": "heatlens.bench.metrics",
 }
-OPT_IN = ("sweep_pruning", "scale")
+OPT_IN = ("sweep_pruning", "scale", "startup")
 DEFAULT_KEYS = tuple(key for key in BENCHMARK_MODULES if key not in OPT_IN)
 
 

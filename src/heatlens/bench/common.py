@@ -12,7 +12,7 @@ class BenchResult:
     ours: str  # human-readable measurement, e.g. "412 img/s"
     reference: str
     setting: str  # device, sizes, batch
-    # Measurements behind the ratio that a table in the README needs (e.g. per-phase times of `scale`).
+    # Measurements behind the ratio that a table of docs/benchmarks.md needs (e.g. per-phase times of `scale`).
     details: dict[str, Any] | None = None
 
 

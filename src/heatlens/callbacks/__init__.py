@@ -15,6 +15,7 @@ _EXPORTS = {
     "EmbeddingsCallback": "embeddings",
     "ExplainCallbackError": "base",
     "ExplainedSample": "sample",
+    "ExplainersCallback": "explainers",
     "ExplanationCallback": "base",
     "Findings": "base",
     "GradCamCallback": "gradcam",

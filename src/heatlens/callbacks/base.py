@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from heatlens.errors import HeatlensError
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from heatlens.callbacks.sample import ExplainedSample
 
 
-class ExplainCallbackError(ValueError):
+class ExplainCallbackError(HeatlensError):
     """An explanation option is wrong: the message names the option and value."""
 
 

@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from heatlens.models.checkpoint_io import load_checkpoint
 from heatlens.naming import slug
 from heatlens.tracking.setup import run_reference
 
@@ -135,11 +136,11 @@ class RunInCheckpoint(Callback):
 
 def run_in_checkpoint(ckpt_path: str | Path) -> dict[str, str] | None:
     """The MLflow run reference saved by RunInCheckpoint, or None."""
-    checkpoint = torch.load(str(ckpt_path), map_location="cpu", mmap=True, weights_only=False)
+    checkpoint = load_checkpoint(ckpt_path, "ckpt_path", mmap=True)
     return checkpoint.get(CHECKPOINT_KEY, {}).get("mlflow")
 
 
 def checkpoint_epoch(ckpt_path: str | Path) -> int | None:
     """The (0-based) epoch a checkpoint was saved in."""
-    checkpoint = torch.load(str(ckpt_path), map_location="cpu", mmap=True, weights_only=False)
+    checkpoint = load_checkpoint(ckpt_path, "checkpoint", mmap=True)
     return checkpoint.get("epoch")

@@ -12,34 +12,30 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hydra
-import lightning as L
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from heatlens.callbacks import ExplainCallbackError, PostFitExplanations
-from heatlens.callbacks.checkpoints import LAST, recall_checkpoints, run_in_checkpoint
-from heatlens.callbacks.pruning import trial_callbacks
-from heatlens.cli.ddp import ddp_strategy
-from heatlens.data import DataError, HeatlensDataModule, build_datamodule
-from heatlens.data.formats import phantom_spec
-from heatlens.data.phantom import CLASS_NAMES as PHANTOM_CLASSES
-from heatlens.models import ModelConfigError, backbone_spec, normalization_for, validate_model_config
-from heatlens.tracking import TrackingError, check_logger_config
+from heatlens.errors import HeatlensError
+
+if TYPE_CHECKING:
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from heatlens.callbacks import PostFitExplanations
+    from heatlens.data import HeatlensDataModule
+
+# Lightning, the data layer, callbacks and MLflow are imported inside the checks that need them: the
+# values checked first (`check_config`) need torch only, so a typo costs about one `import torch`.
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(HeatlensError):
     """A training option is wrong: the message names the key and value at fault."""
 
 
-# Errors caused by the user's input: reported as one line, without a traceback.
-USER_ERRORS = (TrainConfigError, DataError, ModelConfigError, TrackingError, ExplainCallbackError)
+# Errors caused by the user's input (every layer's subclass): reported as one line, without a traceback.
+USER_ERRORS = (HeatlensError,)
 
 
 @dataclass
@@ -63,32 +59,29 @@ def resolved(cfg: DictConfig) -> dict:
 
 def check_job(cfg: DictConfig) -> TrainJob:
     """Check the whole config and build the job's objects; raises one of USER_ERRORS."""
-    config = resolved(cfg)
+    from heatlens.callbacks.checkpoints import LAST, recall_checkpoints
+    from heatlens.data import build_datamodule
+    from heatlens.models.net import normalization_for
+    from heatlens.tracking.setup import check_logger_config
+
+    config = check_config(cfg)
     check_trainer_options(config["trainer"])
-    seed = config.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TrainConfigError(f"seed={seed!r}: expected an integer")
-    tolerance = config.get("selection_tolerance", 0.0)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not 0 <= tolerance < 1:
-        raise TrainConfigError(f"selection_tolerance={tolerance!r}: expected a number in [0, 1)")
     check_logger_config(cfg.logger)
-    validate_model_config(config["backbone"], config["head"], config["optimizer"], config.get("scheduler"),
-                          config["data"].get("channels"))
-    _check_input_size(cfg)
     mean, std = normalization_for(cfg.backbone, int(cfg.data.channels))
-    datamodule = build_datamodule(cfg.data, mean=mean, std=std, seed=seed)
+    datamodule = build_datamodule(cfg.data, mean=mean, std=std, seed=config["seed"])
     class_names = _class_names(datamodule)
     healthy = cfg.data.get("healthy_class")
     if healthy is not None and healthy not in class_names:
         raise TrainConfigError(f"data.healthy_class={healthy!r}: not one of the classes {class_names}")
-    checkpoints = recall_checkpoints(class_names, checkpoint_dir(cfg), tolerance=float(tolerance))
+    tolerance = float(config.get("selection_tolerance", 0.0))
+    checkpoints = recall_checkpoints(class_names, checkpoint_dir(cfg), tolerance=tolerance)
     if cfg.selection_metric not in checkpoints or cfg.selection_metric == LAST:
         choices = [m for m in checkpoints if m != LAST]
         raise TrainConfigError(f"selection_metric={cfg.selection_metric!r}: choose one of {choices}")
     resume_run_id = resume_reference(cfg.ckpt_path)
     callbacks = [
         *checkpoints.values(),
-        *trial_callbacks(cfg),  # none unless the job is a trial of the Optuna sweeper
+        *_trial_callbacks(cfg),
         *instantiate_all(cfg.callbacks, "callbacks"),
         explanations(cfg.explain),
     ]
@@ -96,7 +89,45 @@ def check_job(cfg: DictConfig) -> TrainJob:
     return TrainJob(config, datamodule, class_names, checkpoints, trainer, resume_run_id)
 
 
+def check_config(cfg: DictConfig) -> dict:
+    """The values that need no Lightning, data or MLflow to judge (seed, model, optimizer, clinical): checked
+    first and cheaply. Returns the resolved config."""
+    from heatlens.clinical.settings import clinical_settings
+    from heatlens.models.checks import validate_model_config
+
+    config = resolved(cfg)
+    seed = config.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TrainConfigError(f"seed={seed!r}: expected an integer")
+    tolerance = config.get("selection_tolerance", 0.0)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not 0 <= tolerance < 1:
+        raise TrainConfigError(f"selection_tolerance={tolerance!r}: expected a number in [0, 1)")
+    clinical_settings(config.get("clinical"))
+    channels = config["data"].get("channels")
+    validate_model_config(config["backbone"], config["head"], config["optimizer"], None, channels)
+    try:
+        validate_model_config(config["backbone"], config["head"], config["optimizer"], config.get("scheduler"),
+                              channels)
+    except HeatlensError:
+        # `scheduler.T_max` interpolates `trainer.max_epochs`: the error must name the key typed.
+        check_trainer_options(config["trainer"])
+        raise
+    _check_input_size(cfg)
+    return config
+
+
+def _trial_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """None unless the job is a trial of the Optuna sweeper: a plain run never imports Optuna."""
+    if not cfg.get("trial"):
+        return []
+    from heatlens.callbacks.pruning import trial_callbacks
+
+    return trial_callbacks(cfg)
+
+
 def _check_input_size(cfg: DictConfig) -> None:
+    from heatlens.models.registry import backbone_spec
+
     minimum, size = backbone_spec(cfg.backbone.name).min_input_size, cfg.data.image_size
     if isinstance(size, int) and size < minimum:
         raise TrainConfigError(f"data.image_size={size} is below the {minimum} px that backbone={cfg.backbone.name} needs")
@@ -104,6 +135,9 @@ def _check_input_size(cfg: DictConfig) -> None:
 
 def _class_names(datamodule: HeatlensDataModule) -> list[str]:
     """The classes, known without generating the phantom or decoding any image."""
+    from heatlens.data.formats import phantom_spec
+    from heatlens.data.phantom import CLASS_NAMES as PHANTOM_CLASSES
+
     if datamodule.settings.format == "phantom":
         phantom_spec(datamodule.settings)  # checks the phantom's own keys
         return list(PHANTOM_CLASSES)
@@ -113,8 +147,10 @@ def _class_names(datamodule: HeatlensDataModule) -> list[str]:
 def check_trainer_options(options: dict[str, Any]) -> None:
     """Each `trainer.<key>` against the type Lightning declares for it (values it cannot judge pass).
 
-    Done first: `scheduler.T_max` interpolates `trainer.max_epochs`, and the error must name the key typed.
+    Done before reporting a scheduler error: `scheduler.T_max` interpolates `trainer.max_epochs`.
     """
+    import lightning as L
+
     hints = typing.get_type_hints(L.Trainer.__init__)
     for key, value in options.items():
         if key not in hints or key in ("logger", "callbacks", "return"):
@@ -149,9 +185,18 @@ def _described(hint: Any) -> str:
 
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback]) -> L.Trainer:
     """The Lightning Trainer from `cfg.trainer` (its keys are Trainer keyword arguments), without a logger yet."""
+    import lightning as L
+    from hydra.core.hydra_config import HydraConfig
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from heatlens.cli.ddp import ddp_strategy
+    from heatlens.models.checkpoint_io import AtomicCheckpointIO
+
     options = OmegaConf.to_container(cfg.trainer, resolve=True)
     # DDP children must re-run only this job, not the whole sweep (Lightning issue 11300).
     options["strategy"] = ddp_strategy(options.get("strategy", "auto"))
+    # Checkpoints are written atomically and read with weights_only=True (models/checkpoint_io.py).
+    options["plugins"] = [*(options.get("plugins") or []), AtomicCheckpointIO()]
     try:
         return L.Trainer(**options, callbacks=callbacks, logger=False,
                          default_root_dir=HydraConfig.get().runtime.output_dir)
@@ -161,11 +206,16 @@ def build_trainer(cfg: DictConfig, callbacks: list[L.Callback]) -> L.Trainer:
 
 def explanations(explain: DictConfig) -> PostFitExplanations:
     """The post-fit explanations: every step of `explain.callbacks`, on one sample of the test set."""
+    from heatlens.callbacks.post_fit import PostFitExplanations
+
     steps = instantiate_all(explain.get("callbacks"), "explain.callbacks")
     return PostFitExplanations(steps, max_images=explain.max_images, sample=explain.sample)
 
 
 def instantiate_all(nodes: DictConfig | None, key: str) -> list[L.Callback]:
+    import hydra
+    from hydra.errors import InstantiationException
+
     instances = []
     for name, node in (nodes or {}).items():
         try:
@@ -177,6 +227,8 @@ def instantiate_all(nodes: DictConfig | None, key: str) -> list[L.Callback]:
 
 def checkpoint_dir(cfg: DictConfig) -> Path:
     """A resumed job writes beside the checkpoint it resumes from, so the best scores carry over."""
+    from hydra.core.hydra_config import HydraConfig
+
     if cfg.ckpt_path:
         return Path(cfg.ckpt_path).resolve().parent
     return Path(HydraConfig.get().runtime.output_dir) / "checkpoints"
@@ -184,12 +236,17 @@ def checkpoint_dir(cfg: DictConfig) -> Path:
 
 def resume_reference(ckpt_path: str | None) -> str | None:
     """The MLflow run id stored in the checkpoint to resume from (None: start a new run)."""
+    from heatlens.callbacks.checkpoints import run_in_checkpoint
+    from heatlens.models.checkpoint_io import UnsafeCheckpointError
+
     if ckpt_path is None:
         return None
     if not Path(ckpt_path).is_file():
         raise TrainConfigError(f"ckpt_path={ckpt_path} does not exist")
     try:
         reference = run_in_checkpoint(ckpt_path)
+    except UnsafeCheckpointError:
+        raise  # its line already names the file and why
     except Exception as err:  # torch.load raises many types on a file that is no checkpoint
         raise TrainConfigError(f"ckpt_path={ckpt_path} is not a readable checkpoint: {err}") from None
     return None if reference is None else reference["run_id"]

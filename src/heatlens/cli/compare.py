@@ -6,24 +6,29 @@ Hydra app on conf/compare.yaml; the work is in heatlens.report (pure) and heatle
 from __future__ import annotations
 
 import logging
-import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from omegaconf import DictConfig
 
-from heatlens.cli.console import quiet_console
+from heatlens.cli.exits import run_task
 from heatlens.paths import CONFIG_DIR
-from heatlens.report import CompareError, ReportOptions, build_report, write_report
-from heatlens.report.runs import select_run
-from heatlens.tracking.query import load_runs, log_report_run, resolve_tracking_uri
+from heatlens.report.errors import CompareError
+
+if TYPE_CHECKING:
+    from heatlens.report import ReportOptions
+
+# pandas (the report) and MLflow (the runs) are imported by `compare`, once Hydra has parsed the command line.
 
 log = logging.getLogger(__name__)
 
 
 def options_from_config(cfg: DictConfig) -> ReportOptions:
     """ReportOptions from the compare config."""
+    from heatlens.report import ReportOptions
+
     return ReportOptions(
         n_boot=int(cfg.bootstrap.n),
         confidence=float(cfg.bootstrap.confidence),
@@ -36,6 +41,10 @@ def options_from_config(cfg: DictConfig) -> ReportOptions:
 
 def compare(cfg: DictConfig) -> Path:
     """Load the runs, build the report, write it under cfg.out_dir and (optionally) log it; returns the folder."""
+    from heatlens.report import build_report, write_report
+    from heatlens.report.runs import select_run
+    from heatlens.tracking.query import load_runs, log_report_run, resolve_tracking_uri
+
     run_ids = [str(r) for r in (cfg.run_ids or [])]
     with tempfile.TemporaryDirectory(prefix="heatlens-compare-") as download_dir:
         runs = load_runs(
@@ -68,12 +77,14 @@ def compare(cfg: DictConfig) -> Path:
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="compare", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    run_task("compare", _task, cfg)
+
+
+def _task(cfg: DictConfig) -> None:
+    from heatlens.cli.console import quiet_console
+
     quiet_console()
-    try:
-        compare(cfg)
-    except CompareError as error:
-        print(f"heatlens-compare: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    compare(cfg)
 
 
 if __name__ == "__main__":

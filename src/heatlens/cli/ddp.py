@@ -10,7 +10,7 @@ environment variables, so the next job of the sweep starts a fresh group on a fr
 Under an external launcher (`torchrun`, SLURM's `srun`) every rank is started by the launcher and
 runs `train.py` itself: Lightning's cluster environment (TorchElastic, SLURM) reads the ranks from
 the environment and `creates_processes_externally`, so the launcher starts no process and nothing
-is reaped (README "Multi-node").
+is reaped (docs/howto/multi-node.md).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class CachedDataset(Dataset):
-    """One split's samples read from the decoded cache; items are dicts (see INTERFACES.md)."""
+    """One split's samples read from the decoded cache; items are dicts (`image`, `label`, `index`, `masks`)."""
 
     def __init__(self, cache: CacheInfo, rows: np.ndarray, labels: np.ndarray, ids: list[str],
                  mask_kinds: list[str], transform) -> None:
@@ -80,7 +80,7 @@ def seed_worker(worker_id: int) -> None:
 
 
 class HeatlensDataModule(LightningDataModule):
-    """Built from a `data` config; see INTERFACES.md for the attributes callers rely on.
+    """Built from a `data` config; its properties are what callers rely on.
 
     `seed` (the training seed) fixes the training order and augmentations; `data.seed` the splits.
     """

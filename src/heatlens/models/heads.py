@@ -53,19 +53,22 @@ class TimmHead(nn.Module):
     """The backbone's own timm head: `forward_head` of the timm model (pooling, pre-logits, classifier).
 
     The head's modules stay in the timm model, so `net.backbone` keeps timm's state-dict layout and
-    timm's code runs on timm's object; this module only routes the call and owns no parameters.
+    timm's code runs on timm's object; this module only routes the call (the map turned back into what
+    `forward_head` takes by the model's TimmLayout) and owns no parameters.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, layout: nn.Module) -> None:
         super().__init__()
-        # A bound method, not a submodule: registering the model here would list its weights twice.
-        self.forward_head = model.forward_head
+        # Held in a list, not as a submodule: registering it would list the timm model's weights twice.
+        self._layout = [layout]
 
     def penultimate(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(fmap, pre_logits=True)
+        layout = self._layout[0]
+        return layout.model.forward_head(layout.head_input(fmap), pre_logits=True)
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(fmap)
+        layout = self._layout[0]
+        return layout.model.forward_head(layout.head_input(fmap))
 
 
 OWN_HEADS = {"gap_linear": GapLinearHead, "pool_mlp": PoolMlpHead}

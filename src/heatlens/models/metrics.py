@@ -36,7 +36,7 @@ def disease_mean(recall_per_class: torch.Tensor, class_names: list[str], healthy
 def named_values(
     stage: str, computed: dict[str, torch.Tensor], class_names: list[str], healthy_class: str | None
 ) -> dict[str, torch.Tensor]:
-    """Flat DESIGN.md names: `<stage>/acc`, `<stage>/recall/<Class>`, `<stage>/f1_macro`, ..."""
+    """Flat names (docs/reference/mlflow-names.md): `<stage>/acc`, `<stage>/recall/<Class>`, `<stage>/f1_macro`, ..."""
     values: dict[str, torch.Tensor] = {}
     for key, value in computed.items():
         name, _, average = key.rpartition("_")

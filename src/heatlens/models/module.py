@@ -12,6 +12,7 @@ from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR
 from torchmetrics.classification import MulticlassAccuracy
 
+from heatlens.clinical import tta_probabilities
 from heatlens.models.metrics import classification_metrics, named_values
 from heatlens.models.net import HeatlensNet, build_model
 from heatlens.models.optim import build_optimizer, build_scheduler
@@ -20,8 +21,9 @@ from heatlens.models.optim import build_optimizer, build_scheduler
 class HeatlensModule(L.LightningModule):
     """Holds `.net` and `.class_names`; `hparams.cfg` is the composed config (plain dict).
 
-    `trainer.predict` returns, per batch, `probs` (B, C), `labels` (B,) and dataset `index` (B,) of
-    this rank; gathering over ranks is the caller's (heatlens.callbacks.distributed.gather_by_index).
+    `trainer.predict` returns, per batch, `probs` (B, C), `labels` (B,), dataset `index` (B,) and, with
+    `clinical.tta`, `tta_probs` (B, C) of this rank; gathering over ranks is the caller's
+    (heatlens.callbacks.distributed.gather_by_index).
     """
 
     def __init__(
@@ -89,8 +91,14 @@ class HeatlensModule(L.LightningModule):
         self._log_metrics("test", self.test_metrics)
 
     def predict_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """With `clinical.tta` other than none, also `tta_probs`: the mean over seeded augmented views."""
         probs = self(batch["image"]).float().softmax(-1)
-        return {"probs": probs.cpu(), "labels": batch["label"].cpu(), "index": batch["index"].cpu()}
+        out = {"probs": probs.cpu(), "labels": batch["label"].cpu(), "index": batch["index"].cpu()}
+        tta = (self.hparams.cfg.get("clinical") or {}).get("tta", "none")
+        if tta != "none":
+            seed = int(self.hparams.cfg.get("seed", 0)) + batch_idx
+            out["tta_probs"] = tta_probabilities(self, batch["image"], tta, seed).cpu()
+        return out
 
     def _log_metrics(self, stage: str, metrics: Any) -> None:
         values = named_values(stage, metrics.compute(), self.class_names, self.healthy_class)

@@ -1,7 +1,8 @@
-"""HeatlensNet: any backbone behind one contract, `features(x)` -> `head(fmap)` (DESIGN.md)."""
+"""HeatlensNet: any backbone behind one contract, `features(x)` -> `head(fmap)` (docs/design.md, "The model contract")."""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,14 @@ import timm
 import torch
 from torch import nn
 
+from heatlens.models.checkpoint_io import refusal
 from heatlens.models.checks import FREEZE_POLICIES, check_backbone, check_head, check_weights_file
 from heatlens.models.errors import ModelConfigError
 from heatlens.models.heads import GapLinearHead, TimmHead, build_head
 from heatlens.models.optim import show
 from heatlens.models.registry import BackboneSpec, backbone_spec
 from heatlens.models.simple_cnn import SimpleCNN
+from heatlens.models.timm_layout import TimmLayout, derive_structure
 
 
 class InputTooSmallError(ModelConfigError):
@@ -25,38 +28,56 @@ class InputTooSmallError(ModelConfigError):
 class HeatlensNet(nn.Module):
     """`backbone` (timm's model, or SimpleCNN) + `head`; `feature_layer` is the Grad-CAM target layer.
 
-    features = `backbone.forward_features`. With head=timm the head is timm's own `forward_head` and its
-    modules stay inside the backbone (timm's state-dict layout); other heads are modules of their own
-    and the timm model is built without a classifier.
+    features = the backbone's `forward_features` as a (B, K, h, w) map (timm_layout.py: token and
+    channels-last models reshaped), passed through `feature_map`, an identity module whose output IS the
+    map: every CAM method hooks it, whatever the backbone. With head=timm the head is timm's own
+    `forward_head` and its modules stay inside the backbone (timm's state-dict layout); other heads are
+    modules of their own and the timm model is built without a classifier.
     """
 
-    def __init__(self, name: str, backbone: nn.Module, head: nn.Module, spec: BackboneSpec) -> None:
+    def __init__(
+        self,
+        name: str,
+        backbone: nn.Module,
+        head: nn.Module,
+        spec: BackboneSpec,
+        layout: TimmLayout | None = None,
+        head_modules: tuple[str, ...] = (),
+        last_block: tuple[str, ...] = (),
+    ) -> None:
         super().__init__()
         self.name = name
         self.backbone = backbone
         self.head = head
+        self.feature_map = nn.Identity()
         self.spec = spec
+        self.layout = layout
         self.min_input_size = spec.min_input_size
+        # Top-level backbone modules timm's `forward_head` runs (they always train) and those
+        # `freeze=all_but_last_block` keeps trainable.
+        self.head_modules = head_modules
+        self.last_block = spec.last_block or last_block
         self.frozen: list[nn.Module] = []
 
     @property
     def feature_layer(self) -> nn.Module:
-        return self.backbone.get_submodule(self.spec.feature_layer)
+        return self.feature_map
 
     @property
     def feature_layer_name(self) -> str:
         """Name of `feature_layer` among `self.named_modules()`."""
-        return f"backbone.{self.spec.feature_layer}"
+        return "feature_map"
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> last conv feature map (B, K, h, w)."""
+        """(B, C, H, W) -> last feature map (B, K, h, w)."""
         height, width = x.shape[-2:]
         if min(height, width) < self.min_input_size:
             raise InputTooSmallError(
                 f"backbone {self.name} needs inputs of at least {self.min_input_size}x"
                 f"{self.min_input_size} px, got {height}x{width}: raise data.image_size"
             )
-        return self.backbone.forward_features(x)
+        fmap = self.layout.features(x) if self.layout is not None else self.backbone.forward_features(x)
+        return self.feature_map(fmap)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate vector (B, D): the head's input to its last linear layer."""
@@ -106,13 +127,15 @@ def build_model(
         backbone = _simple_cnn(backbone_cfg, in_chans, weights_file)
     else:
         backbone = _timm_backbone(spec, 0 if own_head else num_classes, in_chans, pretrained, weights_file)
-    if own_head:
-        head = build_head(head_cfg, backbone.num_features, num_classes)
-    elif spec.timm_name is None:
-        head = GapLinearHead(backbone.num_features, num_classes)  # simple_cnn's own classifier
+    if spec.timm_name is None:
+        head = build_head(head_cfg, backbone.num_features, num_classes) if own_head else (
+            GapLinearHead(backbone.num_features, num_classes)  # simple_cnn's own classifier
+        )
+        net = HeatlensNet(name, backbone, head, spec)
     else:
-        head = TimmHead(backbone)
-    net = HeatlensNet(name, backbone, head, spec)
+        layout, head_modules, last_block = derive_structure(backbone, name, in_chans, spec.min_input_size, own_head)
+        head = build_head(head_cfg, backbone.num_features, num_classes) if own_head else TimmHead(layout)
+        net = HeatlensNet(name, backbone, head, spec, layout, head_modules, last_block)
     freeze(net, backbone_cfg.get("freeze", "none"))
     return net
 
@@ -139,7 +162,7 @@ def _timm_backbone(
     elif pretrained:
         kwargs["pretrained"] = True
     try:
-        model = timm.create_model(spec.timm_name, **kwargs)
+        model = _create(spec.timm_name, kwargs)
     except Exception as err:  # timm/hub raise many types; all mean "could not get these weights"
         source = f"backbone.weights_file={weights_file}" if weights_file else (
             "backbone.pretrained=true (downloads from the Hugging Face hub; offline, set "
@@ -165,11 +188,26 @@ def _timm_backbone(
     return model
 
 
+def _create(timm_name: str, kwargs: dict[str, Any]) -> nn.Module:
+    """timm's model; token / window models (ViT, Swin...) built to take any input size (the patch grid
+    follows the image), which leaves their native-size forward unchanged."""
+    try:
+        return timm.create_model(timm_name, dynamic_img_size=True, **kwargs)
+    except TypeError as err:
+        if "dynamic_img_size" not in str(err):
+            raise
+    return timm.create_model(timm_name, **kwargs)
+
+
 def _read_state_dict(weights_file: Any) -> dict[str, torch.Tensor]:
     path = check_weights_file(weights_file)
     try:
-        state = timm.models.load_state_dict(str(path))
-    except Exception as err:  # torch.load / safetensors raise various types on corrupt files
+        state = timm.models.load_state_dict(str(path))  # torch.load(weights_only=True) or safetensors
+    except Exception as err:  # noqa: BLE001
+        unsafe = err if isinstance(err, pickle.UnpicklingError) else err.__cause__  # timm re-raises it wrapped
+        if isinstance(unsafe, pickle.UnpicklingError):
+            raise refusal(path, "backbone.weights_file", unsafe) from None
+        # torch.load / safetensors raise various types on corrupt files
         raise ModelConfigError(f"backbone.weights_file={path} could not be read: {err}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelConfigError(f"backbone.weights_file={path} is not a state dict of tensors")
@@ -182,9 +220,11 @@ def freeze(net: HeatlensNet, policy: str) -> None:
         raise ModelConfigError(f"backbone.freeze={show(policy)}: choose one of {list(FREEZE_POLICIES)}")
     if policy == "none":
         return
-    trainable = net.spec.head_modules + (() if policy == "backbone" else net.spec.last_block)
+    trainable = net.head_modules + (() if policy == "backbone" else net.last_block)
     for name, module in net.backbone.named_children():
         _freeze_except(module, name, trainable, net.frozen)
+    for parameter in net.backbone.parameters(recurse=False):  # ViT's class token and position embedding
+        parameter.requires_grad_(False)
 
 
 def _freeze_except(module: nn.Module, name: str, trainable: tuple[str, ...], frozen: list[nn.Module]) -> None:

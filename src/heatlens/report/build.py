@@ -12,15 +12,18 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from heatlens.plots import compare as compare_plots
+from heatlens.clinical import apply_temperature, brier_score, calibration_summary, negative_log_likelihood
 from heatlens.report import metrics as M
 from heatlens.report.bootstrap import Interval, PairedResult, paired_bootstrap
 from heatlens.report.errors import CompareError
 from heatlens.report.runs import PERTURBATION_ORDERS, HeatmapSet, RunData
 from heatlens.report.tables import (
+    CALIBRATION_METRICS,
     PAIRED_METRICS,
     ReportOptions,
     split_fingerprint,
     summary_table,
+    methods_table,
     suspect_clusters,
     runs_by_test_set,
 )
@@ -35,6 +38,7 @@ class Report:
     pair: list[PairedResult] = field(default_factory=list)
     correlations: dict[str, pd.DataFrame] = field(default_factory=dict)
     suspect_clusters: pd.DataFrame | None = None
+    methods: pd.DataFrame | None = None
     figures: dict[str, Figure] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -62,6 +66,37 @@ def _matched_predictions(run_a: RunData, run_b: RunData) -> tuple[np.ndarray, np
     if not np.array_equal(labels_a, labels_b):
         raise CompareError(f"runs {run_a.label} and {run_b.label} disagree on the labels of the same sample ids")
     return labels_a, arrays_a.preds[rows_a], labels_b, arrays_b.preds[rows_b]
+
+
+def _matched_probs(run_a: RunData, run_b: RunData, calibrated: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """[labels, probs] of each run on the images both stored, probs temperature-scaled with each run's
+    own `val/temperature` when `calibrated`."""
+    columns = []
+    arrays = [run.require_arrays("paired calibration") for run in (run_a, run_b)]
+    common = np.intersect1d(arrays[0].ids, arrays[1].ids)
+    for run, stored in zip((run_a, run_b), arrays):
+        if stored.probs is None or stored.labels is None:
+            raise CompareError(f"run {run.label} stored no test probabilities (reports/test_predictions.npz)")
+        rows = stored.rows_for(common)
+        probs = np.asarray(stored.probs[rows], dtype=np.float64)
+        if calibrated:
+            if "val/temperature" not in run.metrics:
+                raise CompareError(f"run {run.label} fitted no temperature (clinical.calibration=none)")
+            probs = apply_temperature(probs, run.metrics["val/temperature"])
+        columns.append([stored.labels[rows], probs])
+    return columns[0], columns[1]
+
+
+def _top_label_ece(labels: np.ndarray, probs: np.ndarray) -> float:
+    return calibration_summary(probs, labels).ece
+
+
+# Statistics of (labels, probs): ECE with the run's default 15 equal-width bins.
+CALIBRATION_STATISTICS = {
+    "ece": _top_label_ece, "ece_calibrated": _top_label_ece,
+    "brier": lambda labels, probs: brier_score(probs, labels),
+    "nll": lambda labels, probs: negative_log_likelihood(probs, labels),
+}
 
 
 def _matched_aopc(run_a: RunData, run_b: RunData, order: str) -> tuple[np.ndarray, np.ndarray]:
@@ -93,8 +128,9 @@ def paired_comparison(
     statistics = {"recall_macro": M.macro_recall, "f1_macro": M.macro_f1, "acc": M.accuracy}
     results = []
     for metric in options.paired_metrics:
-        if not metric.startswith("aopc_") and metric not in statistics:
-            raise CompareError(f"unknown paired metric {metric!r}; choose from {', '.join(PAIRED_METRICS)}")
+        if not metric.startswith("aopc_") and metric not in statistics and metric not in CALIBRATION_METRICS:
+            raise CompareError(f"unknown paired metric {metric!r}; choose from "
+                               f"{', '.join(PAIRED_METRICS + CALIBRATION_METRICS)}")
         kwargs = dict(
             metric=metric,
             run_a=run_a.label,
@@ -104,7 +140,10 @@ def paired_comparison(
             seed=options.seed,
         )
         try:
-            if metric.startswith("aopc_"):
+            if metric in CALIBRATION_METRICS:
+                columns_a, columns_b = _matched_probs(run_a, run_b, calibrated=metric == "ece_calibrated")
+                results.append(paired_bootstrap(CALIBRATION_STATISTICS[metric], columns_a, columns_b, **kwargs))
+            elif metric.startswith("aopc_"):
                 values_a, values_b = _matched_aopc(run_a, run_b, metric.removeprefix("aopc_"))
                 results.append(paired_bootstrap(M.mean_value, [values_a], [values_b], **kwargs))
             else:
@@ -245,7 +284,8 @@ def build_report(
     """Tables, figures and (optionally) the paired bootstrap of `pair` = (A, B)."""
     if not runs:
         raise CompareError("no run to compare (check the experiment name / run ids and their status)")
-    report = Report(title=title, summary=summary_table(runs, options), suspect_clusters=suspect_clusters(runs))
+    report = Report(title=title, summary=summary_table(runs, options), suspect_clusters=suspect_clusters(runs),
+                    methods=methods_table(runs))
     if pair is not None:
         report.pair = paired_comparison(pair[0], pair[1], options, notes=report.notes)
     aopc_columns = [f"aopc_{o}" for o in PERTURBATION_ORDERS if report.summary[f"aopc_{o}"].notna().any()]

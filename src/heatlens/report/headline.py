@@ -19,6 +19,8 @@ MASS = "xai/loc/{kind}/relevance_mass_accuracy"
 UNIFORM_MASS = "xai/loc/{kind}/uniform_relevance_mass_accuracy"
 # The lesion (or tumour) mask says more about what a model looks at than the lung mask: listed first.
 KIND_ORDER = ("lesion", "tumor", "mask", "lung")
+# Operating points shown (classes in name order): more rows would crowd the summary figure.
+MAX_OPERATING_POINTS = 4
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,17 @@ class HeadlineRow:
     label: str
     value: float
     reference: str = ""  # "uniform map 0.033"
+    low: float = math.nan  # bootstrap interval, when the metric has one
+    high: float = math.nan
 
     def formatted(self) -> str:
+        if math.isfinite(self.low) and math.isfinite(self.high):
+            return _with_interval(self.value, self.low, self.high)
         return f"{self.value:.3f}"
+
+
+def _with_interval(value: float, low: float, high: float) -> str:
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def _present(metrics: Mapping[str, float], key: str) -> bool:
@@ -37,9 +47,11 @@ def _present(metrics: Mapping[str, float], key: str) -> bool:
 
 
 def headline_rows(metrics: Mapping[str, float]) -> list[HeadlineRow]:
-    """Test accuracy, macro recall, AOPC MoRF / LeRF / random, relevance mass in each mask kind vs a
+    """Test accuracy, macro recall, ECE and the operating points (clinical_rows), AOPC MoRF / LeRF / random, relevance mass in each mask kind vs a
     uniform map, k-NN accuracy on embeddings vs raw pixels; metrics the run lacks are left out."""
     rows = [HeadlineRow(label, float(metrics[key])) for label, key, _ in PLAIN if _present(metrics, key)]
+    tested = sum(key.startswith("test/") for _, key, _ in PLAIN if _present(metrics, key))
+    rows[tested:tested] = clinical_rows(metrics)
     kinds = {key.split("/")[2] for key in metrics if key.startswith("xai/loc/") and key.endswith("/relevance_mass_accuracy")}
     for kind in sorted(kinds, key=lambda k: (KIND_ORDER.index(k) if k in KIND_ORDER else len(KIND_ORDER), k)):
         key, uniform = MASS.format(kind=kind), UNIFORM_MASS.format(kind=kind)
@@ -53,4 +65,25 @@ def headline_rows(metrics: Mapping[str, float]) -> list[HeadlineRow]:
         rows.append(HeadlineRow(label, float(metrics[key]), reference))
     elif _present(metrics, other_key):
         rows.append(HeadlineRow(f"k-NN accuracy on {other_label}", float(metrics[other_key])))
+    return rows
+
+
+def clinical_rows(metrics: Mapping[str, float]) -> list[HeadlineRow]:
+    """ECE (calibrated when a temperature was fitted, vs uncalibrated), then each class's operating-point
+    sensitivity with its interval, vs its specificity (docs/guides/clinical-numbers.md)."""
+    rows = []
+    if _present(metrics, "test/calibrated/ece"):
+        reference = f"uncalibrated {float(metrics['test/ece']):.3f}" if _present(metrics, "test/ece") else ""
+        label = f"test ECE, temperature {float(metrics.get('val/temperature', math.nan)):.2f}"
+        rows.append(HeadlineRow(label, float(metrics["test/calibrated/ece"]), reference))
+    elif _present(metrics, "test/ece"):
+        rows.append(HeadlineRow("test ECE", float(metrics["test/ece"])))
+    prefix = "test/op_sensitivity/"
+    names = sorted(key[len(prefix):] for key in metrics if key.startswith(prefix) and _present(metrics, key))
+    for name in names[:MAX_OPERATING_POINTS]:
+        sensitivity = [float(metrics.get(f"test/op_sensitivity{s}/{name}", math.nan)) for s in ("", "_low", "_high")]
+        specificity = [float(metrics.get(f"test/op_specificity{s}/{name}", math.nan)) for s in ("", "_low", "_high")]
+        reference = f"specificity {_with_interval(*specificity)}" if math.isfinite(specificity[0]) else ""
+        rows.append(HeadlineRow(f"{name} sensitivity (op)", *sensitivity[:1], reference,
+                                *sensitivity[1:]))
     return rows

@@ -14,6 +14,8 @@ from heatlens.report.bootstrap import mean_interval
 from heatlens.report.runs import PERTURBATION_ORDERS, RunData
 
 PAIRED_METRICS = ("aopc_morf", "aopc_lerf", "aopc_random", "recall_macro", "f1_macro", "acc")
+# Paired on the stored test probabilities (conf/compare.yaml lists them; runs without probabilities skip them).
+CALIBRATION_METRICS = ("ece", "ece_calibrated", "brier", "nll")
 MODEL_METRICS = {
     "params": "model/params_total",
     "trainable": "model/params_trainable",
@@ -22,7 +24,13 @@ MODEL_METRICS = {
     "acc": "test/acc",
     "recall_macro": "test/recall_macro",
     "f1_macro": "test/f1_macro",
+    "ece": "test/ece",
+    "ece_calibrated": "test/calibrated/ece",
+    "brier": "test/brier",
+    "nll": "test/nll",
+    "aurc": "test/aurc",
 }
+OPERATING_RATES = ("sensitivity", "specificity")
 SHORTCUT_SCORES = ("flag", "outside_mass", "border_mass")
 EXAMPLES_PER_CLUSTER = 3
 
@@ -60,10 +68,12 @@ def runs_by_test_set(runs: Sequence[RunData]) -> dict[str, list[RunData]]:
 
 
 def summary_table(runs: Sequence[RunData], options: ReportOptions) -> pd.DataFrame:
-    """One row per run: model size, accuracy, recalls, AOPC with bootstrap CIs, localisation, k-NN and,
+    """One row per run: model size, accuracy, recalls, calibration (ECE, Brier, NLL, AURC), operating-point
+    sensitivity / specificity with their intervals, AOPC with bootstrap CIs, localisation, k-NN and,
     for runs with a shortcut audit, `shortcut/<Class>/{flag,outside_mass,border_mass}`."""
     class_names = sorted({c for run in runs for c in run.class_names})
     loc_keys = sorted({k for run in runs for k in run.metrics if k.startswith("xai/loc/")})
+    operating = [c for c in class_names if any(f"test/op_sensitivity/{c}" in run.metrics for run in runs)]
     shortcut_keys = [f"xai/shortcut/{c}/{score}" for c in class_names for score in SHORTCUT_SCORES
                      if any(f"xai/shortcut/{c}/{score}" in run.metrics for run in runs)]
     rows = []
@@ -72,6 +82,8 @@ def summary_table(runs: Sequence[RunData], options: ReportOptions) -> pd.DataFra
         row["test_set"] = (split_fingerprint(run) or "?")[:12]
         row.update({column: run.metrics.get(key, np.nan) for column, key in MODEL_METRICS.items()})
         row.update({f"recall/{c}": run.metrics.get(f"test/recall/{c}", np.nan) for c in class_names})
+        row.update({f"op_{rate}{end}/{c}": run.metrics.get(f"test/op_{rate}{end}/{c}", np.nan)
+                    for c in operating for rate in OPERATING_RATES for end in ("", "_low", "_high")})
         for order in PERTURBATION_ORDERS:
             row.update(_aopc_columns(run, order, options))
         row.update({k.removeprefix("xai/"): run.metrics.get(k, np.nan) for k in loc_keys})
@@ -89,6 +101,22 @@ def _aopc_columns(run: RunData, order: str, options: ReportOptions) -> dict[str,
         return {name: run.metrics.get(f"xai/{name}", np.nan), f"{name}_low": np.nan, f"{name}_high": np.nan}
     interval = mean_interval(per_image[1], options.n_boot, options.confidence, options.seed)
     return {name: interval.estimate, f"{name}_low": interval.low, f"{name}_high": interval.high}
+
+
+def methods_table(runs: Sequence[RunData]) -> pd.DataFrame:
+    """One row per run and explainer scored by the `explainers` step: its mean rank within the run, its
+    rank across runs (`cross_run_rank`: methods ordered by their mean rank averaged over the runs that
+    scored them, 1 = best) and every `xai/method/<method>/<metric>` as a column."""
+    found = sorted({k.split("/")[2] for run in runs for k in run.metrics if k.startswith("xai/method/")})
+    metrics = sorted({k.split("/", 3)[3] for run in runs for k in run.metrics
+                      if k.startswith("xai/method/") and not k.endswith("/mean_rank")})
+    rows = [{"run": run.label, "method": method, "mean_rank": run.metrics[f"xai/method/{method}/mean_rank"],
+             **{metric: run.metrics.get(f"xai/method/{method}/{metric}", np.nan) for metric in metrics}}
+            for run in runs for method in found if f"xai/method/{method}/mean_rank" in run.metrics]
+    table = pd.DataFrame(rows, columns=["run", "method", "mean_rank", *metrics])
+    across = table.groupby("method")["mean_rank"].mean().rank(method="min")
+    table.insert(3, "cross_run_rank", table["method"].map(across))
+    return table.sort_values(["cross_run_rank", "run"], kind="stable").reset_index(drop=True)
 
 
 def suspect_clusters(runs: Sequence[RunData]) -> pd.DataFrame:

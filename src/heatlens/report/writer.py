@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from heatlens.data.atomic import write_text_atomic, write_with
 from heatlens.report.build import Report
 
 FIGURE_TITLES = {
@@ -115,6 +116,8 @@ def topic_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
                        shortcut))
     if report.suspect_clusters is not None and len(report.suspect_clusters):
         tables.append(("Shortcut audit: suspect clusters", report.suspect_clusters))
+    if report.methods is not None and len(report.methods):
+        tables.append(("Explainers per run (rank 1 = best; cross_run_rank: over all runs)", report.methods))
     return tables
 
 
@@ -179,7 +182,7 @@ def write_markdown(report: Report, path: Path) -> None:
         parts += [f"## {heading}", "", markdown_table(table, index=index), ""]
     for name in report.figures:
         parts += [f"## {FIGURE_TITLES.get(name, name)}", "", f"![{name}](figures/{name}.png)", ""]
-    path.write_text("\n".join(parts), encoding="utf-8")
+    write_text_atomic(path, "\n".join(parts), "report")
 
 
 STYLE = (
@@ -211,7 +214,7 @@ def write_html(report: Report, path: Path) -> None:
     page = "<!doctype html><html><head><meta charset='utf-8'>"
     page += "<meta name='viewport' content='width=device-width, initial-scale=1'>"
     page += f"<title>{html.escape(report.title)}</title><style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
-    path.write_text(page, encoding="utf-8")
+    write_text_atomic(path, page, "report")
 
 
 def write_report(report: Report, out_dir: str | Path) -> Path:
@@ -220,12 +223,14 @@ def write_report(report: Report, out_dir: str | Path) -> Path:
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     (out_dir / "tables").mkdir(exist_ok=True)
     for name, figure in report.figures.items():
-        figure.savefig(out_dir / "figures" / f"{name}.png", dpi=100)
+        write_with(out_dir / "figures" / f"{name}.png", lambda tmp: figure.savefig(tmp, dpi=100), "report figure")
     report.summary.to_csv(out_dir / "tables" / "runs.csv", index=False)
     if report.pair:
         pair_table(report).to_csv(out_dir / "tables" / "paired_bootstrap.csv", index=False)
     if report.suspect_clusters is not None and len(report.suspect_clusters):
         report.suspect_clusters.to_csv(out_dir / "tables" / "suspect_clusters.csv", index=False)
+    if report.methods is not None and len(report.methods):
+        report.methods.to_csv(out_dir / "tables" / "explainers.csv", index=False)
     for class_name, table in report.correlations.items():
         table.to_csv(out_dir / "tables" / f"heatmap_correlation_{class_name.replace(' ', '_')}.csv")
     write_markdown(report, out_dir / "report.md")

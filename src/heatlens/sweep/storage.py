@@ -18,7 +18,6 @@ from urllib.parse import urlparse
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
-from sqlalchemy.engine import make_url
 
 from heatlens.sweep.errors import SweepConfigError
 
@@ -45,6 +44,8 @@ class StudyStorage:
         if not self.is_url:
             return Path(self.spec)
         if self.spec.startswith("sqlite:///"):
+            from sqlalchemy.engine import make_url  # database URLs only: a journal file needs no SQLAlchemy
+
             return Path(make_url(self.spec).database)
         return None
 
@@ -94,6 +95,8 @@ def resolve_storage(configured: str | None, default_dir: Path | None) -> StudySt
         if "://" not in spec:
             spec = str(Path(spec).expanduser().resolve())
         elif spec.startswith("sqlite:"):
+            from sqlalchemy.engine import make_url
+
             database = make_url(spec).database
             if not database or database == ":memory:":
                 raise SweepConfigError(f"hydra.sweeper.storage={spec}: an in-memory database keeps nothing; name a file")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,11 +103,12 @@ class SharedStudy:
 class Heartbeat:
     """Records `heatlens:heartbeat` (Unix time) on the tracked trials every `interval_s` seconds."""
 
-    def __init__(self, storage: BaseStorage, interval_s: float) -> None:
+    def __init__(self, storage: BaseStorage, interval_s: float, clock: Callable[[], float] = time.time) -> None:
         if interval_s <= 0:
             raise SweepConfigError(f"hydra.sweeper.heartbeat_interval={interval_s}: must be positive")
         self.storage = storage
         self.interval_s = interval_s
+        self.clock = clock  # injectable: tests count beats instead of sleeping
         self._trial_ids: set[int] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -131,9 +132,9 @@ class Heartbeat:
             self._trial_ids.difference_update(trial_ids)
 
     def _beat(self) -> None:
-        with self._lock:
+        with self._lock:  # read with the ids: a beat stamped after `untrack` skips the untracked ids
             ids = sorted(self._trial_ids)
-        now = time.time()
+            now = self.clock()
         for trial_id in ids:
             try:
                 self.storage.set_trial_system_attr(trial_id, HEARTBEAT, now)

@@ -1,48 +1,35 @@
 """The only door to MLflow: where runs go, what they record, the post-fit logging handle and the served model.
 May import mlflow, Lightning's MLflow logger, heatlens.models, data, plots, report, explain; never callbacks or cli.
+
+Members are imported on first use (heatlens.lazy): importing the package costs nothing.
 """
 
-from heatlens.tracking.errors import ModelInputError, TrackingError
-from heatlens.tracking.model import HeatlensClassifier, log_selected_model
-from heatlens.tracking.names import run_name_for
-from heatlens.tracking.reports import log_checkpoints, log_test_reports
-from heatlens.tracking.run import RunHandle
-from heatlens.tracking.setup import (
-    UPLOAD_POLICIES,
-    HeatlensMLFlowLogger,
-    check_logger_config,
-    create_logger,
-    default_tracking_uri,
-    flatten,
-    git_commit,
-    handle_for,
-    log_run_config,
-    record_failure,
-    resolve_tracking_uri,
-    run_location,
-    run_reference,
-)
+from heatlens.lazy import lazy_members
 
-__all__ = [
-    "UPLOAD_POLICIES",
-    "HeatlensClassifier",
-    "HeatlensMLFlowLogger",
-    "ModelInputError",
-    "RunHandle",
-    "TrackingError",
-    "check_logger_config",
-    "create_logger",
-    "default_tracking_uri",
-    "flatten",
-    "git_commit",
-    "handle_for",
-    "log_checkpoints",
-    "log_run_config",
-    "log_selected_model",
-    "log_test_reports",
-    "record_failure",
-    "resolve_tracking_uri",
-    "run_location",
-    "run_name_for",
-    "run_reference",
-]
+# errors too: ModelInputError is an MlflowException (the served model answers it with HTTP 400).
+_MEMBERS = {
+    "ModelInputError": "errors",
+    "TrackingError": "errors",
+    "HeatlensClassifier": "model",
+    "HeatlensMLFlowLogger": "setup",
+    "RunHandle": "run",
+    "UPLOAD_POLICIES": "setup",
+    "check_logger_config": "setup",
+    "create_logger": "setup",
+    "default_tracking_uri": "setup",
+    "flatten": "setup",
+    "git_commit": "setup",
+    "handle_for": "setup",
+    "log_checkpoints": "reports",
+    "log_run_config": "setup",
+    "log_selected_model": "model",
+    "log_test_reports": "reports",
+    "record_failure": "setup",
+    "resolve_tracking_uri": "setup",
+    "run_location": "setup",
+    "run_name_for": "names",
+    "run_reference": "setup",
+}
+
+__all__ = sorted(_MEMBERS)
+__getattr__ = lazy_members(__name__, _MEMBERS)

@@ -5,7 +5,10 @@ or H x W x 3 / 4 (RGB / RGBA), or a batch array (N, H, W[, C]). Each image is pr
 training's evaluation transform prepares it (`data.resize` into `data.image_size`, `data.channels`,
 mean / std normalisation). It returns one row per image: a probability column per class and, with
 `params={"return_heatmaps": True}`, column `heatmaps`: the Grad-CAM map of every class, (C, H, W)
-at that image's own size (ReLU of the class-weighted feature map, not normalised).
+at that image's own size (ReLU of the class-weighted feature map, not normalised). Probabilities are
+temperature-scaled when the run fitted a temperature (`clinical.calibration: temperature`); with
+`params={"return_decisions": True}`, column `<Class>_decision` says whether that probability reaches
+the class's logged operating point (classes without one get no column).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from heatlens.data.decode import DecodeOptions, fit_image
 from heatlens.data.pixels import Placement
 from heatlens.data.transforms import build_transform
 from heatlens.explain import cam
-from heatlens.models import HeatlensModule, build_model
+from heatlens.models import build_model
+from heatlens.models.checkpoint_io import load_checkpoint, load_module
 from heatlens.tracking.errors import ModelInputError
 from heatlens.tracking.run import RunHandle
 
@@ -37,7 +41,12 @@ MODEL_NAME = "model"  # `runs:/<run id>/model`
 IMAGE_COLUMN = "image"
 HEATMAPS_COLUMN = "heatmaps"
 RETURN_HEATMAPS = "return_heatmaps"
+RETURN_DECISIONS = "return_decisions"
+DECISION_SUFFIX = "_decision"
 BATCH_SIZE = 16
+# Pixels (H x W summed over the images) one request may hold: the served model's memory stays bounded
+# (heatmaps: classes x pixels floats). 16 images of 2048 x 2048 fit.
+MAX_REQUEST_PIXELS = 16 * 2048 * 2048
 WEIGHTS_ARTIFACT = "weights"
 # Models from code: MLflow stores this file with the model and runs it to build the model, no pickle.
 MODEL_CODE = Path(__file__).with_name("served_model.py")
@@ -57,9 +66,11 @@ class HeatlensClassifier(mlflow.pyfunc.PythonModel):
         self.transform = build_transform(None, config["mean"], config["std"], train=False)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         net = build_model(config["backbone"], config["head"], len(self.class_names), self.channels, load_weights=False)
-        state = torch.load(context.artifacts[WEIGHTS_ARTIFACT], map_location="cpu", weights_only=True)
+        state = load_checkpoint(context.artifacts[WEIGHTS_ARTIFACT], "model artifact weights")
         net.load_state_dict(state)
         self.net = net.to(self.device).eval()
+        self.temperature = float(config.get("temperature") or 1.0)
+        self.thresholds = {name: float(t) for name, t in (config.get("thresholds") or {}).items()}
 
     def predict(
         self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -82,8 +93,11 @@ class HeatlensClassifier(mlflow.pyfunc.PythonModel):
             else:
                 with torch.inference_mode():
                     logits = self.net(batch)
-            probabilities.append(logits.float().softmax(dim=1).cpu().numpy())
+            probabilities.append((logits.float() / self.temperature).softmax(dim=1).cpu().numpy())
         table = pd.DataFrame(np.concatenate(probabilities).astype(np.float64), columns=self.class_names)
+        if (params or {}).get(RETURN_DECISIONS, False):
+            for name, threshold in self.thresholds.items():
+                table[f"{name}{DECISION_SUFFIX}"] = table[name] >= threshold
         if with_heatmaps:
             table[HEATMAPS_COLUMN] = heatmaps
         return table
@@ -101,19 +115,34 @@ def images_of(model_input: pd.DataFrame | Mapping[str, Any]) -> list[np.ndarray]
     if IMAGE_COLUMN not in model_input:
         raise ModelInputError(f"model input has no column {IMAGE_COLUMN!r}: give {{{IMAGE_COLUMN!r}: [images]}}")
     column = model_input[IMAGE_COLUMN]
-    images = list(column.tolist() if isinstance(column, pd.Series) else column)
-    return [_uint8_image(image, number) for number, image in enumerate(images)]
+    if isinstance(column, (str, bytes)):
+        raise ModelInputError(f"model input column {IMAGE_COLUMN!r} is a string: give arrays of pixels")
+    images = [_uint8_image(image, number) for number, image in
+              enumerate(list(column.tolist() if isinstance(column, pd.Series) else column))]
+    pixels = sum(image.shape[0] * image.shape[1] for image in images)
+    if pixels > MAX_REQUEST_PIXELS:
+        raise ModelInputError(f"the request holds {pixels} pixels, more than the {MAX_REQUEST_PIXELS} one request "
+                              f"may hold: send fewer or smaller images per request")
+    return images
 
 
 def _uint8_image(image: Any, number: int) -> np.ndarray:
+    if isinstance(image, (str, bytes)):
+        raise ModelInputError(f"image {number}: a string, expected an array of pixels (integers 0..255)")
     try:
         array = np.asarray(image)
     except ValueError:  # nested lists of unequal lengths (JSON input)
         raise ModelInputError(f"image {number}: its rows or pixels differ in length") from None
+    if array.dtype.kind in "USO" and not np.issubdtype(array.dtype, np.number):
+        raise ModelInputError(f"image {number}: holds strings or objects, expected integers 0..255")
+    if array.size == 0:
+        raise ModelInputError(f"image {number}: empty, it holds no pixel")
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4))) or min(array.shape[:2]) < 1:
         raise ModelInputError(f"image {number}: expected H x W or H x W x 1|3|4 pixels, got shape {array.shape}")
     if array.dtype == np.uint8:
         return array
+    if np.issubdtype(array.dtype, np.number) and not np.isfinite(array).all():
+        raise ModelInputError(f"image {number}: NaN or infinite pixel values")
     if not np.issubdtype(array.dtype, np.number) or array.size and (
         array.min() < 0 or array.max() > 255 or not np.array_equal(array, np.round(array))
     ):
@@ -137,12 +166,14 @@ def in_image_geometry(maps: torch.Tensor, placement: Placement, shape: Sequence[
     return out.numpy()
 
 
-def model_signature(class_names: Sequence[str]) -> ModelSignature:
+def model_signature(class_names: Sequence[str], decided: Sequence[str] = ()) -> ModelSignature:
     return ModelSignature(
         inputs=Schema([ColSpec(AnyType(), IMAGE_COLUMN)]),
         outputs=Schema([*(ColSpec("double", name) for name in class_names),
-                        ColSpec(AnyType(), HEATMAPS_COLUMN, required=False)]),
-        params=ParamSchema([ParamSpec(RETURN_HEATMAPS, "boolean", False)]),
+                        ColSpec(AnyType(), HEATMAPS_COLUMN, required=False),
+                        *(ColSpec("boolean", f"{name}{DECISION_SUFFIX}", required=False) for name in decided)]),
+        params=ParamSchema([ParamSpec(RETURN_HEATMAPS, "boolean", False),
+                            ParamSpec(RETURN_DECISIONS, "boolean", False)]),
     )
 
 
@@ -156,17 +187,21 @@ def log_selected_model(
     std: Sequence[float],
     resize: str,
     registered_model_name: str | None = None,
+    temperature: float | None = None,
+    thresholds: Mapping[str, float] | None = None,
 ) -> ModelInfo:
     """Log the network of `checkpoint_path` (a HeatlensModule checkpoint) as the run's MLflow Model
     `model` (`runs:/<run id>/model`, tag `model_uri`), with the preprocessing given here (the
-    datamodule's `image_size`, `channels`, `mean`, `std` and `data.resize`); with
+    datamodule's `image_size`, `channels`, `mean`, `std` and `data.resize`), the fitted `temperature`
+    and the operating points' `thresholds` (class -> threshold on the served probabilities); with
     `registered_model_name`, also a new version of that registered model."""
-    module = HeatlensModule.load_from_checkpoint(checkpoint_path, map_location="cpu")
+    module = load_module(checkpoint_path, "checkpoint")
     class_names = list(module.class_names)
     config = {
         "backbone": module.hparams.cfg["backbone"], "head": module.hparams.cfg["head"], "class_names": class_names,
         "image_size": int(image_size), "channels": int(channels), "resize": resize,
         "mean": [float(m) for m in mean], "std": [float(s) for s in std],
+        "temperature": temperature, "thresholds": {name: float(t) for name, t in (thresholds or {}).items()},
     }
     info = run.client.get_run(run.run_id)
     example = np.linspace(0, 255, 16 * 16 * channels).astype(np.uint8).reshape(16, 16, channels)
@@ -181,7 +216,7 @@ def log_selected_model(
         model_info = Model.log(
             artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run.run_id, model_id=logged.model_id,
             python_model=str(MODEL_CODE), artifacts={WEIGHTS_ARTIFACT: str(weights)}, model_config=config,
-            signature=model_signature(class_names), input_example={IMAGE_COLUMN: [example]},
+            signature=model_signature(class_names, list(config["thresholds"])), input_example={IMAGE_COLUMN: [example]},
             pip_requirements=[_pinned(name) for name in REQUIREMENTS],
             registered_model_name=registered_model_name,
         )

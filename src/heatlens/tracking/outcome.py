@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import lightning as L
-from optuna import TrialPruned
 
 from heatlens.tracking.run import RunHandle
 from heatlens.tracking.setup import record_failure
@@ -19,10 +19,6 @@ def recorded_outcome(run: RunHandle | None, trainer: L.Trainer) -> Iterator[None
     trial); FAILED with the error on anything else. `run` is None on ranks > 0 (nothing to record)."""
     try:
         yield
-    except TrialPruned as pruned:
-        if run is not None:
-            record_pruned(run, pruned)
-        raise
     except KeyboardInterrupt:
         _end(run, "KILLED")
         raise
@@ -35,9 +31,18 @@ def recorded_outcome(run: RunHandle | None, trainer: L.Trainer) -> Iterator[None
         raise
     except Exception as error:
         if run is not None:
-            record_failure(run, error)
+            if _pruned(error):
+                record_pruned(run, error)
+            else:
+                record_failure(run, error)
         raise
     _end(run, "FINISHED")
+
+
+def _pruned(error: Exception) -> bool:
+    # Only a sweep imports Optuna; a plain run must not pay for it to learn it was not pruned.
+    optuna = sys.modules.get("optuna")
+    return optuna is not None and isinstance(error, optuna.TrialPruned)
 
 
 def _end(run: RunHandle | None, status: str) -> None:

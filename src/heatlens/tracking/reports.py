@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from heatlens.models.evaluation import classification_report, confusion_matrix, operating_point, roc_curves
-from heatlens.naming import slug
+from heatlens.clinical import ClinicalEvaluation, ClinicalSettings
+from heatlens.models.evaluation import classification_report, confusion_matrix, roc_curves
 from heatlens.plots.training import confusion_matrix_figure, recall_history_figure, roc_figure
+from heatlens.tracking.clinical import log_clinical_reports
 from heatlens.tracking.errors import TrackingError
 from heatlens.tracking.run import RunHandle
 from heatlens.tracking.setup import UPLOAD_POLICIES
@@ -24,8 +25,13 @@ def log_test_reports(
     test_ids: Sequence[str],
     test_hash: str | None,
     selected_epoch: int | None,
-) -> None:
-    """Log everything issue 3 §5 asks of a finished run, from test/val `probs`, `labels`, `index`."""
+    clinical: ClinicalSettings | None = None,
+    seed: int = 0,
+) -> ClinicalEvaluation:
+    """Log every report of a finished run (docs/reference/mlflow-names.md) from test/val `probs`, `labels`,
+    `index`, and the clinical numbers (docs/guides/clinical-numbers.md: calibration, operating points,
+    risk-coverage; `test` may hold
+    `tta_probs`); returns those (temperature and thresholds for the served model)."""
     class_names = list(class_names)
     text, report = classification_report(test["labels"], test["probs"], class_names)
     run.log_text(text, "reports/classification_report.txt")
@@ -41,7 +47,8 @@ def log_test_reports(
 
     run.log_figure(recall_history_figure(_recall_history(run, class_names), selected_epoch), "figures/val_recall_history.png")
 
-    _log_operating_points(run, class_names, healthy_class, test, val)
+    evaluation = log_clinical_reports(run, class_names, healthy_class, test, val, clinical or ClinicalSettings(),
+                                      seed)
 
     ids = np.asarray(test_ids)[test["index"]]
     run.log_dict({"hash": test_hash, "count": len(test_ids), "ids": list(map(str, test_ids))}, "reports/test_set.json")
@@ -49,6 +56,7 @@ def log_test_reports(
         run.set_tags({"test_hash": test_hash})
     run.log_arrays("reports/test_predictions.npz", ids=ids, labels=test["labels"], probs=test["probs"],
                    class_names=np.asarray(class_names))
+    return evaluation
 
 
 def _recall_history(run: RunHandle, class_names: list[str]) -> dict[str, list[tuple[int, float]]]:
@@ -59,30 +67,6 @@ def _recall_history(run: RunHandle, class_names: list[str]) -> dict[str, list[tu
         label: [(int(epoch_at_step.get(step, step)), value) for step, value in run.metric_history(key)]
         for label, key in keys.items()
     }
-
-
-def _log_operating_points(
-    run: RunHandle, class_names: list[str], healthy_class: str | None,
-    test: dict[str, np.ndarray], val: dict[str, np.ndarray],
-) -> None:
-    points, values = [], {}
-    for k, name in enumerate(class_names):
-        if name == healthy_class:
-            continue
-        point = operating_point(k, name, val, test)
-        if point is None:
-            continue
-        points.append(point.to_dict())
-        values |= {
-            f"val/op_threshold/{name}": point.threshold,
-            f"test/op_sensitivity/{name}": point.test_sensitivity,
-            f"test/op_specificity/{name}": point.test_specificity,
-        }
-        title = f"{name}: p >= {point.threshold:.3g} (no missed {name} on val)"
-        figure = confusion_matrix_figure(np.array(point.test_confusion), [f"not {name}", name], title)
-        run.log_figure(figure, f"figures/operating_points/{slug(name)}.png")
-    run.log_dict(points, "reports/operating_points.json")
-    run.log_metrics(values)
 
 
 def log_checkpoints(

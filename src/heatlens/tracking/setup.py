@@ -271,5 +271,8 @@ def record_failure(run: RunHandle, error: BaseException) -> None:
     message = f"{type(error).__name__}: {error}"
     details = "".join(traceback.format_exception(error))
     run.set_tags({"error": message})
-    run.log_text(details, "reports/error.txt")
+    try:
+        run.log_text(details, "reports/error.txt")
+    except OSError:  # the disk that failed the job may hold the artifacts too: the tag and status still count
+        pass
     run.set_status("FAILED")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from matplotlib.figure import Figure
@@ -13,10 +13,12 @@ from mlflow.entities import LifecycleStage
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from heatlens.sweep import StudySummary
 from heatlens.tracking.errors import TrackingError
 from heatlens.tracking.run import RunHandle
 from heatlens.tracking.setup import _sqlite_path, ensure_experiment, resolve_tracking_uri
+
+if TYPE_CHECKING:
+    from heatlens.sweep import StudySummary  # Optuna: only a sweep imports it
 
 KIND_TAG = "heatlens.kind"
 SWEEP_KIND = "sweep"
