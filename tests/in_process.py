@@ -28,8 +28,9 @@ class Result:
 
 @contextmanager
 def _restored(env: Mapping[str, str]) -> Iterator[None]:
-    """Environment, argv, cwd, torch threads and root logging as they were: Hydra reconfigures logging."""
-    saved_env = {key: os.environ.get(key) for key in (*env, "HYDRA_FULL_ERROR")}
+    """Environment, argv, cwd, torch threads, root logging and MLflow's process-wide tracking URI as they
+    were: Hydra reconfigures logging, and logging a model sets MLflow's URI (and its environment variable)."""
+    saved_env = dict(os.environ)
     saved = (list(sys.argv), os.getcwd(), torch.get_num_threads())
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
@@ -44,11 +45,10 @@ def _restored(env: Mapping[str, str]) -> Iterator[None]:
         torch.set_num_threads(saved[2])
         root.handlers[:] = handlers
         root.setLevel(level)
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        if "mlflow" in sys.modules:
+            sys.modules["mlflow"].set_tracking_uri(None)  # back to following MLFLOW_TRACKING_URI
+        os.environ.clear()
+        os.environ.update(saved_env)
 
 
 def run_main(main: Callable[[], object], *args: str, env: Mapping[str, str] | None = None,

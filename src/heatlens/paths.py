@@ -49,3 +49,16 @@ def register_resolvers() -> None:
     from omegaconf import OmegaConf  # here: this module is imported by layers that must not load OmegaConf
 
     OmegaConf.register_new_resolver("heatlens.home", lambda: str(home_dir()), replace=True)
+    OmegaConf.register_new_resolver("heatlens.native_size", native_size, replace=True)
+
+
+def native_size(backbone_name: str) -> int:
+    """timm's native input size of a backbone (224 where timm says none): `backbone=timm` sets
+    `data.image_size` from it. An unknown name gives 224 here; the model checks name it in one line."""
+    from heatlens.errors import HeatlensError
+    from heatlens.models.registry import native_input_size  # timm is imported only when a config asks
+
+    try:
+        return native_input_size(backbone_name) or 224
+    except HeatlensError:
+        return 224

@@ -60,3 +60,12 @@ def test_a_backbone_sweep_composes_each_backbone_with_its_size() -> None:
         jobs = [compose("train", overrides=job) for job in batch]
     assert [(job.backbone.name, job.data.name, job.data.image_size) for job in jobs] == [
         ("vgg16", "covid_radiography", 224), ("xception", "covid_radiography", 299)]
+
+
+def test_any_timm_model_by_name_gets_its_native_size() -> None:
+    from heatlens.paths import register_resolvers
+
+    register_resolvers()
+    assert image_size("backbone=timm", "backbone.name=vit_small_patch16_384") == 384
+    assert image_size("backbone=timm", "backbone.name=convnext_nano") == 224
+    assert image_size("backbone=timm", "backbone.name=convnext_nano", "data.image_size=48") == 48

@@ -8,9 +8,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
-from test_train_e2e import runs_of, train
+from test_train_e2e import runs_of, train_subprocess
 
-from heatlens.cli.checks import USER_ERRORS, check_job
+from heatlens.cli.checks import check_job
+from heatlens.errors import HeatlensError
 from heatlens.paths import CONFIG_DIR
 
 pytestmark = pytest.mark.slow
@@ -18,7 +19,7 @@ CALLBACKS = str(Path(__file__).parent)
 
 
 def test_a_job_killed_after_fit_leaves_its_run_unfinished(tmp_path) -> None:
-    result = train("+callbacks.kill._target_=crash_callback.SignalAt", "+callbacks.kill.what=kill",
+    result = train_subprocess("+callbacks.kill._target_=crash_callback.SignalAt", "+callbacks.kill.what=kill",
                    f"hydra.run.dir={tmp_path}", experiment="states-killed", python_path=Path(CALLBACKS))
     assert result.returncode != 0
     (run,) = runs_of("states-killed")
@@ -28,7 +29,7 @@ def test_a_job_killed_after_fit_leaves_its_run_unfinished(tmp_path) -> None:
 
 
 def test_ctrl_c_ends_the_run_killed(tmp_path) -> None:
-    result = train("+callbacks.stop._target_=crash_callback.SignalAt", "+callbacks.stop.what=interrupt",
+    result = train_subprocess("+callbacks.stop._target_=crash_callback.SignalAt", "+callbacks.stop.what=interrupt",
                    f"hydra.run.dir={tmp_path}", experiment="states-interrupted", python_path=Path(CALLBACKS))
     assert result.returncode != 0
     (run,) = runs_of("states-interrupted")
@@ -51,7 +52,7 @@ def test_a_bad_value_is_one_line_naming_it_before_any_work(override: str, named:
     with open_dict(job):
         job.hydra.runtime.output_dir = str(tmp_path)  # what Hydra sets when it runs the job
     HydraConfig.instance().set_config(job)
-    with pytest.raises(USER_ERRORS) as caught:
+    with pytest.raises(HeatlensError) as caught:
         check_job(cfg)
     message = str(caught.value)
     assert named in message and "\n" not in message

@@ -48,11 +48,15 @@ def train(*overrides: str, experiment: str, python_path: Path | None = None) -> 
     return run_main(train_main, *command(*overrides, f"logger.experiment_name={experiment}"), env=env)
 
 
-def train_subprocess(*overrides: str, experiment: str) -> subprocess.CompletedProcess:
-    """The real `python train.py ...`: the one smoke test of the script itself."""
+def train_subprocess(*overrides: str, experiment: str, python_path: Path | None = None) -> subprocess.CompletedProcess:
+    """The real `python train.py ...`: the smoke test of the script itself, and jobs that signal their own
+    process (a SIGKILL in-process would take the pytest worker down with it)."""
     arguments = command(*overrides, f"logger.experiment_name={experiment}")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if python_path:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(python_path), env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, str(PROJECT_ROOT / "train.py"), *arguments], capture_output=True,
-                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+                          text=True, env=env, timeout=300)
 
 
 def runs_of(experiment: str) -> list:

@@ -2,7 +2,7 @@
 
 A wrong option must cost the user one line and nothing else: no half-created run, no minutes of
 decoding first. `check_job` builds everything that needs no data pass (datamodule listing, callbacks,
-trainer) and raises one of `USER_ERRORS`, each naming the key and value at fault.
+trainer) and raises a `HeatlensError`, each naming the key and value at fault.
 """
 
 from __future__ import annotations
@@ -34,10 +34,6 @@ class TrainConfigError(HeatlensError):
     """A training option is wrong: the message names the key and value at fault."""
 
 
-# Errors caused by the user's input (every layer's subclass): reported as one line, without a traceback.
-USER_ERRORS = (HeatlensError,)
-
-
 @dataclass
 class TrainJob:
     """What a checked config builds before any data pass: the run's config and the objects to train with."""
@@ -58,7 +54,7 @@ def resolved(cfg: DictConfig) -> dict:
 
 
 def check_job(cfg: DictConfig) -> TrainJob:
-    """Check the whole config and build the job's objects; raises one of USER_ERRORS."""
+    """Check the whole config and build the job's objects; raises a HeatlensError (each layer's subclass)."""
     from heatlens.callbacks.checkpoints import LAST, recall_checkpoints
     from heatlens.data import build_datamodule
     from heatlens.models.net import normalization_for

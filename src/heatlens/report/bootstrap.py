@@ -7,23 +7,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from heatlens.clinical.intervals import Interval
 from heatlens.report.errors import CompareError
 from heatlens.report.metrics import mean_value
 
 # A statistic maps resampled per-image columns (same length, same row order) to one number.
 Statistic = Callable[..., float]
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate with its percentile bootstrap interval."""
-
-    estimate: float
-    low: float
-    high: float
-
-    def __str__(self) -> str:
-        return f"{self.estimate:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
 
 @dataclass(frozen=True)
