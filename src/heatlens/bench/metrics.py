@@ -43,12 +43,8 @@ def _road(model: nn.Module, x: torch.Tensor, heat: torch.Tensor, device: torch.d
         "ours": lambda: road_morf(model, x, targets, heat),
         "library": lambda: reference(x, full, [ClassifierOutputSoftmaxTarget(0)] * len(x), model),
     }, rounds=rounds)
-    total = len(flat)
     setting = f"{setting}, {len(x)} images x {len(ROAD_PERCENTAGES)} percentages"
-    return [BenchResult("road_vs_forward", t["forward"] / t["ours"], f"{total / t['ours']:.1f} img/s",
-                        f"{total / t['forward']:.1f} img/s forward", setting),
-            BenchResult("road_vs_pytorch_grad_cam", t["library"] / t["ours"], f"{t['ours']:.2f} s",
-                        f"{t['library']:.2f} s pytorch-grad-cam", setting)]
+    return _rows("road", "pytorch_grad_cam", "pytorch-grad-cam", t, len(flat), setting)
 
 
 def _insertion_deletion(model: nn.Module, x: torch.Tensor, heat: torch.Tensor, device: torch.device, rounds: int,
@@ -86,12 +82,17 @@ def _insertion_deletion(model: nn.Module, x: torch.Tensor, heat: torch.Tensor, d
 
     t = _interleaved(device, {"forward": lambda: _forward(model, flat, batch), "ours": ours, "library": library},
                      rounds=rounds)
-    total = len(flat)
     setting = f"{setting}, {len(x)} images x 2 x {steps + 1} steps"
-    return [BenchResult("insertion_deletion_vs_forward", t["forward"] / t["ours"], f"{total / t['ours']:.1f} img/s",
+    return _rows("insertion_deletion", "quantus", "Quantus PixelFlipping", t, len(flat), setting)
+
+
+def _rows(metric: str, library: str, library_label: str, t: dict[str, float], total: int,
+          setting: str) -> list[BenchResult]:
+    """`<metric>_vs_forward` (throughput of `total` perturbed images) and `<metric>_vs_<library>` (time)."""
+    return [BenchResult(f"{metric}_vs_forward", t["forward"] / t["ours"], f"{total / t['ours']:.1f} img/s",
                         f"{total / t['forward']:.1f} img/s forward", setting),
-            BenchResult("insertion_deletion_vs_quantus", t["library"] / t["ours"], f"{t['ours']:.2f} s",
-                        f"{t['library']:.2f} s Quantus PixelFlipping", setting)]
+            BenchResult(f"{metric}_vs_{library}", t["library"] / t["ours"], f"{t['ours']:.2f} s",
+                        f"{t['library']:.2f} s {library_label}", setting)]
 
 
 def run(quick: bool) -> list[BenchResult]:
