@@ -27,14 +27,19 @@ class Result:
 
 
 @contextmanager
-def _restored(env: Mapping[str, str]) -> Iterator[None]:
-    """Environment, argv, cwd, torch threads, root logging and MLflow's process-wide tracking URI as they
-    were: Hydra reconfigures logging, and logging a model sets MLflow's URI (and its environment variable)."""
+def restored(env: Mapping[str, str | None]) -> Iterator[None]:
+    """`env` added to the environment (None: the variable unset) for the block; afterwards environment,
+    argv, cwd, torch threads, root logging and MLflow's process-wide tracking URI as they were: Hydra
+    reconfigures logging, and logging a model sets MLflow's URI (and its environment variable)."""
     saved_env = dict(os.environ)
     saved = (list(sys.argv), os.getcwd(), torch.get_num_threads())
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    os.environ.update(env)
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     os.environ["HYDRA_FULL_ERROR"] = "1"  # the task's own exception, not Hydra's one-line report and exit
     torch.set_num_threads(1)  # 2 shared test cores: oversubscribed threads make tiny convolutions ~30x slower
     try:
@@ -51,13 +56,14 @@ def _restored(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved_env)
 
 
-def run_main(main: Callable[[], object], *args: str, env: Mapping[str, str] | None = None,
+def run_main(main: Callable[[], object], *args: str, env: Mapping[str, str | None] | None = None,
              program: str = "train.py") -> Result:
-    """Call `main()` as `python <program> <args>` would, with `env` added to the environment; return its exit
-    code and output. An exception that would end the process is its exit code 1 and traceback on stderr."""
+    """Call `main()` as `python <program> <args>` would, with `env` added to the environment (None: unset);
+    return its exit code and output. An exception that would end the process is its exit code 1 and
+    traceback on stderr."""
     out, err = io.StringIO(), io.StringIO()
     returncode = 0
-    with _restored(env or {}), redirect_stdout(out), redirect_stderr(err):
+    with restored(env or {}), redirect_stdout(out), redirect_stderr(err):
         sys.argv[:] = [program, *args]
         try:
             main()

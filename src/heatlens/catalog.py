@@ -28,7 +28,6 @@ KINDS = ("param", "tag", "metric", "artifact")
 
 # Placeholders with a closed set of values: a pattern using one matches only these.
 VALUES: dict[str, tuple[str, ...]] = {
-    "model config": ("backbone", "head", "thresholds"),
     "score": ("precision", "recall", "f1", "auroc"),
     "average": ("macro", "weighted"),
     "step": ("gradcam", "aopc", "heatmap_stats", "embeddings", "tsne", "localisation", "attributions", "sanity",
@@ -38,8 +37,12 @@ VALUES: dict[str, tuple[str, ...]] = {
     "calibration per class": ("ece_ovr", "mce_ovr", "ece_mass_ovr", "brier_ovr"),
     "rate": ("sensitivity", "specificity", "ppv", "npv"),
     "bound": ("low", "high"),
+    "split": ("val", "test"),
     "localisation score": ("pointing_game", "relevance_mass_accuracy", "relevance_rank_accuracy",
-                           "top_k_intersection", "top_k_iou", "auc", "uniform_relevance_mass_accuracy"),
+                           "top_k_intersection", "top_k_iou", "auc", "uniform_relevance_mass_accuracy",
+                           "box_iou", "hit_iou_0.1", "hit_iou_0.2", "hit_iou_0.3", "hit_iou_0.4", "hit_iou_0.5",
+                           "hit_iou_0.6", "hit_iou_0.7"),
+    "aopc order": ("morf", "lerf", "random"),
 }
 
 
@@ -71,9 +74,6 @@ NAMES: tuple[Name, ...] = (
     Name("param", "<config key>", "every key of the composed config, flattened Hydra-style (`optimizer.lr`, "
          "`data.image_size`); values over MLflow's 6000 characters are cut (the full config is "
          "`config/config.yaml`); see the config reference"),
-    Name("param", "<model config>/<path>", "the served model's `model_config`, flattened by MLflow when the model is "
-         "logged: `backbone/*`, `head/*`, `thresholds/<Class>` (operating points on the served probabilities)",
-         "model"),
     Name("param", "trial.number", "the Optuna trial number of a sweep job", "sweep"),
     # ---- tags of a training run
     Name("tag", "backbone", "the `backbone=` choice"),
@@ -88,6 +88,9 @@ NAMES: tuple[Name, ...] = (
     Name("tag", "error", "one line: why the run FAILED (traceback in `reports/error.txt`)"),
     Name("tag", "selection_fallback", "why `last.ckpt` was tested instead of the `selection_metric` checkpoint"),
     Name("tag", "small_gradcam_map", "the Grad-CAM map size (`HxW`) when it is below 7×7"),
+    Name("tag", "heatlens.degenerate", "set when the tested model predicts fewer classes than the test set holds: "
+         "`predicts 1 of 4 classes on the test set (only Normal)`"),
+    Name("tag", "mlflow.note.content", "the run's description in the MLflow UI: what it is and its headline table"),
     Name("tag", "explained_checkpoint", "the checkpoint a re-explained child run used", "heatlens-explain"),
     Name("tag", "mlflow.<system tag>", "MLflow's own tags: run name, user, source, parent run, logged models", "mlflow"),
     Name("tag", "heatlens.kind", "`sweep` (a sweep's parent run) or `compare_report` (a comparison report's run)",
@@ -105,6 +108,14 @@ NAMES: tuple[Name, ...] = (
     Name("metric", "train/acc", "training accuracy, per epoch"),
     Name("metric", "val/loss", "validation cross-entropy, per epoch"),
     Name("metric", "val/acc", "validation accuracy, per epoch"),
+    Name("metric", "<split>/auroc/<Finding>", "ROC AUC of one finding on val or test (`data.task=multilabel`, "
+         "unknown labels left out), or of one class on test (multi-class)"),
+    Name("metric", "<split>/ap/<Finding>", "multi-label: val or test average precision of one finding"),
+    Name("metric", "<split>/sensitivity/<Finding>", "multi-label: val or test sensitivity of one finding at p >= 0.5"),
+    Name("metric", "<split>/specificity/<Finding>", "multi-label: val or test specificity of one finding at p >= 0.5"),
+    Name("metric", "<split>/auroc_macro", "multi-label: mean ROC AUC over the findings (the default "
+         "`selection_metric`); multi-class: macro one-vs-rest test AUROC"),
+    Name("metric", "<split>/ap_macro", "multi-label: mean average precision over the findings"),
     Name("metric", "val/<score>/<Class>", "validation precision, recall or F1 of one class, per epoch"),
     Name("metric", "val/<score>_<average>", "validation precision / recall / F1, macro or weighted, per epoch"),
     Name("metric", "val/recall_disease_mean", "mean validation recall over all classes but `data.healthy_class`"),
@@ -157,6 +168,21 @@ NAMES: tuple[Name, ...] = (
     Name("metric", "xai/shortcut/<Class>/<measure>", "shortcut audit of one class: `outside_mass`, `border_mass`, "
          "`n_clusters`, `flag`", "shortcut"),
     Name("metric", "xai/shortcut/flagged_classes", "number of classes the shortcut audit flags", "shortcut"),
+    Name("metric", "xai/loc/<kind>/<localisation score>/<Finding>", "multi-label: a localisation score of one "
+         "finding's map against its own mask channel (`box`: also `box_iou`, `hit_iou_<T>`)", "localisation"),
+    Name("metric", "xai/<method>/aopc/<aopc order>", "AOPC of one explainer of `explain.methods` (when more than "
+         "Grad-CAM is chosen; Grad-CAM's also under `xai/aopc_<order>`)", "aopc"),
+    Name("metric", "xai/<method>/aopc/morf/<Class>", "one explainer's MoRF AOPC of one true class or finding", "aopc"),
+    Name("metric", "xai/<method>/loc/<kind>/<localisation score>", "one explainer's localisation score against a "
+         "mask kind", "localisation"),
+    Name("metric", "xai/<method>/loc/<kind>/<localisation score>/<Finding>", "multi-label: one explainer's "
+         "localisation score of one finding", "localisation"),
+    Name("metric", "xai/<method>/shortcut/<Class>/<measure>", "one explainer's shortcut audit of one class or "
+         "finding", "shortcut"),
+    Name("metric", "xai/<method>/shortcut/flagged_classes", "classes or findings one explainer's audit flags",
+         "shortcut"),
+    Name("metric", "time/maps_<method>_s", "seconds one explainer of `explain.methods` took for its maps of the "
+         "explained sample (computed once, shared by every step)", "explain"),
     Name("metric", "time/<step>_s", "seconds one explanation step took (`time/tsne_s`: t-SNE inside embeddings)",
          "explain"),
     Name("metric", "time/attributions_<method>_s", "seconds one attribution method took", "attributions"),
@@ -198,6 +224,8 @@ NAMES: tuple[Name, ...] = (
     Name("artifact", "figures/confusion_matrix.png", "test confusion matrix"),
     Name("artifact", "figures/roc.png", "test ROC curves"),
     Name("artifact", "figures/val_recall_history.png", "validation recall per class and epoch, selected epoch marked"),
+    Name("artifact", "figures/val_auroc_history.png", "multi-label: validation AUROC per finding and epoch, selected "
+         "epoch marked"),
     Name("artifact", "figures/operating_points/<Class>.png", "test confusion matrix of a disease class at its "
          "operating point; the title gives the rule and intervals"),
     Name("artifact", "figures/calibration/reliability.png", "reliability diagrams (top-1 and per class) before / after "
@@ -219,6 +247,10 @@ NAMES: tuple[Name, ...] = (
          "shortcut"),
     Name("artifact", "figures/sweep/<figure>.png", "Optuna optimisation history and parameter importance", "sweep"),
     Name("artifact", "sweep/results.yaml", "the sweep's summary: best trial, its params, trial counts", "sweep"),
+    Name("artifact", "figures/methods/<method>/<path>", "the heatmap steps' figures of one explainer of "
+         "`explain.methods` other than Grad-CAM (aopc/curves.png, heatmaps/, shortcut/)", "explain"),
+    Name("artifact", "explain/methods/<method>/<step>.npz", "the arrays behind one explainer's numbers (aopc, "
+         "localisation, shortcut, heatmap_stats)", "explain"),
     Name("artifact", "explain/<step>.npz", "the arrays behind a step's numbers (gradcam, aopc, heatmap_stats, "
          "embeddings, localisation, attributions, shortcut)", "explain"),
     Name("artifact", "report/<path>", "a comparison report's folder: report.md, report.html, figures/, tables/",

@@ -17,11 +17,14 @@ def test_overlay_blends_the_jet_colour_into_the_image() -> None:
     np.testing.assert_allclose(plots._overlay(np.full((4, 4), 0.8), heat, alpha=0.0)[2, 3], [0.8, 0.8, 0.8])
 
 
-def test_overlay_figure_has_the_image_then_one_panel_per_blend_level() -> None:
-    figure = plots.gradcam_overlays(np.random.rand(2, 1, 8, 8), np.random.rand(2, 8, 8), ["a", "b"], (0.2, 0.5, 0.9))
-    titles = [ax.get_title() for ax in figure.axes]
-    assert len(figure.axes) == 8 + 1  # 2 rows of (image + 3 blends), and one colour bar for all
-    assert titles[:4] == ["a", "blend 0.2", "blend 0.5", "blend 0.9"] and titles[4] == "b"
+def test_overlay_figure_has_the_image_its_map_and_one_overlay_per_row() -> None:
+    images, heat = np.random.rand(2, 1, 8, 8), np.random.rand(2, 8, 8)
+    figure = plots.gradcam_overlays(images, heat, ["a", "b"], 0.5)
+    panels = [ax for ax in figure.axes if ax.get_label() != "<colorbar>"]
+    assert len(panels) == 2 * 3 and len(figure.axes) == 2 * 3 + 1  # one colour bar for all
+    assert [ax.get_title() for ax in panels[:3]] == ["image", "heatmap", "heatmap over the image"]
+    assert [row._suptitle.get_text() for row in figure.subfigs[:2]] == ["a", "b"]
+    np.testing.assert_allclose(panels[4].images[0].get_array(), heat[1])  # the map column shows the map
 
 
 def test_average_grid_shares_one_colour_scale_and_survives_an_absent_class() -> None:

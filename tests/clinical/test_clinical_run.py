@@ -1,22 +1,21 @@
-"""`python train.py` on a tiny phantom set logs the clinical numbers; each equals a recomputation from the
+"""`python train.py` (in process) on a tiny phantom set logs the clinical numbers; each equals a recomputation from the
 run's stored predictions, and the served model returns calibrated probabilities and decisions."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 import yaml
+from in_process import Result, run_main
 from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
 from heatlens.clinical import apply_temperature, calibration_summary, parse_rule, risk_coverage
-from heatlens.paths import PROJECT_ROOT
+from heatlens.cli.train import main as train_main
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +24,9 @@ TINY = ["data.num_images=80", "data.image_size=32", "data.source_size=48", "data
         "trainer.max_epochs=2", "explain=none", "callbacks=none"]
 
 
-def train(*overrides: str, experiment: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(PROJECT_ROOT / "train.py"), *TINY, f"logger.experiment_name={experiment}",
-               *overrides]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                          timeout=300)
+def train(*overrides: str, experiment: str) -> Result:
+    """`python train.py ...` in this process (tests/in_process.py)."""
+    return run_main(train_main, *TINY, f"logger.experiment_name={experiment}", *overrides)
 
 
 @pytest.fixture(scope="module")

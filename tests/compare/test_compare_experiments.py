@@ -33,7 +33,7 @@ PROTOCOLS = {
             "data.split": [0.8, 0.1, 0.1],
             "head.name": "pool_mlp",
             "backbone.freeze": "backbone",
-            "optimizer.name": "adam",
+            "optimizer._target_": "torch.optim.Adam",
             "trainer.max_epochs": 20,
             "selection_metric": "val/recall_disease_mean",
             "explain.aopc.region_size": 34,
@@ -50,7 +50,7 @@ PROTOCOLS = {
             "backbone.name": "vgg19",
             "head.name": "gap_linear",
             "backbone.freeze": "all_but_last_block",
-            "optimizer.name": "rmsprop",
+            "optimizer._target_": "torch.optim.RMSprop",
             "optimizer.lr": 1e-4,
             "trainer.max_epochs": 20,
         },
@@ -64,7 +64,7 @@ PROTOCOLS = {
             "data.split": [0.7, 0.3],
             "data.balance": "class_weights",
             "data.batch_size": 32,
-            "optimizer.name": "sgd",
+            "optimizer._target_": "torch.optim.SGD",
             "optimizer.lr": 1e-3,
             "optimizer.momentum": 0.939,
             "optimizer.weight_decay": 3e-4,
@@ -75,7 +75,7 @@ PROTOCOLS = {
         ["resnet50", "densenet121", "simple_cnn"],
         {
             "data.name": "covid_radiography",
-            "optimizer.name": "adam",
+            "optimizer._target_": "torch.optim.Adam",
             "optimizer.lr": 1e-4,
             "head.dropout": 0.5,
             "data.batch_size": 32,
@@ -109,7 +109,7 @@ def test_experiment_composes_as_its_protocol(experiment):
         # Compose-only for the heavy backbones: the protocol's settings survive the backbone choice.
         each = composed([f"experiment={experiment}", f"backbone={backbone}"])
         assert each.backbone.name == backbone
-        assert each.optimizer.name == expected["optimizer.name"]
+        assert each.optimizer._target_ == expected["optimizer._target_"]
         assert each.backbone.freeze == expected.get("backbone.freeze", "none")
 
 
@@ -140,11 +140,11 @@ def test_all_protocols_smoke_run_on_phantom_data(mlflow_root, tmp_path):
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
     assert [r.info.status for r in runs] == ["FINISHED"] * 4
     params = [r.data.params for r in runs]
-    assert [(p["head.name"], p["optimizer.name"]) for p in params] == [
-        ("pool_mlp", "adam"),
-        ("gap_linear", "rmsprop"),
-        ("timm", "sgd"),
-        ("gap_linear", "adam"),
+    assert [(p["head.name"], p["optimizer._target_"]) for p in params] == [
+        ("pool_mlp", "torch.optim.Adam"),
+        ("gap_linear", "torch.optim.RMSprop"),
+        ("timm", "torch.optim.SGD"),
+        ("gap_linear", "torch.optim.Adam"),
     ]
     assert params[0]["data.balance"] == "downsample" and params[2]["data.balance"] == "class_weights"
     artifacts = [{a.path for a in client.list_artifacts(r.info.run_id, "explain")} for r in runs]

@@ -129,9 +129,9 @@ def _composed_data(*overrides: str) -> dict:
         return OmegaConf.to_container(compose("train", overrides=list(overrides)).data, resolve=True)
 
 
-def test_the_data_choices_are_the_seven_datasets():
-    assert DATA_CHOICES == ["brain_tumor", "coronahack", "covid_radiography", "csv", "image_folder", "phantom",
-                            "split_folders"]
+def test_the_data_choices_are_the_eleven_datasets():
+    assert DATA_CHOICES == ["brain_tumor", "chestxray14", "chexpert", "coronahack", "covid_radiography", "csv",
+                            "image_folder", "mimic_cxr", "phantom", "split_folders", "vindr_cxr"]
 
 
 @pytest.mark.parametrize("name", DATA_CHOICES)

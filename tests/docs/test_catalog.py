@@ -12,7 +12,7 @@ from heatlens.report import headline, tables
 def test_patterns_match_their_placeholders_only() -> None:
     recall = catalog.find("metric", "test/recall/Viral Pneumonia")
     assert recall is not None and recall.name == "test/<score>/<Class>"  # class names keep their spaces
-    assert catalog.find("metric", "test/sensitivity/COVID") is None  # <score> is a closed set
+    assert catalog.find("metric", "test/tpr/COVID") is None  # <score> is a closed set
     assert catalog.find("metric", "test/recall/COVID/extra") is None  # a placeholder never spans a `/`
     assert catalog.find("artifact", "model/data/model.pth").name == "model/<path>"  # `<path>` does
     assert catalog.find("metric", "xai/loc/lesion/pointing_game").name == "xai/loc/<kind>/<localisation score>"

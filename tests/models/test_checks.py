@@ -14,8 +14,11 @@ from heatlens.paths import CONFIG_DIR
 
 BACKBONE = {"name": "densenet201", "pretrained": False, "weights_file": None, "freeze": "none"}
 HEAD = {"name": "timm"}
-OPTIMIZER = {"name": "adam", "lr": 1e-3, "weight_decay": 0.0}
-SCHEDULER = {"name": "cosine", "T_max": 10, "eta_min": 0.0}
+COSINE = "torch.optim.lr_scheduler.CosineAnnealingLR"
+STEP = "torch.optim.lr_scheduler.StepLR"
+PLATEAU = "torch.optim.lr_scheduler.ReduceLROnPlateau"
+OPTIMIZER = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3, "weight_decay": 0.0}
+SCHEDULER = {"_target_": COSINE, "_partial_": True, "T_max": 10, "eta_min": 0.0}
 
 
 def error_of(backbone=None, head=None, optimizer=None, scheduler=None, channels=1) -> str:
@@ -51,30 +54,33 @@ def test_the_shipped_configs_are_valid_and_checked_without_building_a_model(monk
      ({"eps": -1e-8}, "optimizer.eps=-1e-08: Invalid epsilon value: -1e-08"),
      ({"momentum": 0.9}, "optimizer.momentum=0.9: not an option of torch's Adam; choose from"),
      ({"amsgrad": "yes"}, "optimizer.amsgrad='yes': expected true or false"),
-     ({"name": "lion"}, "optimizer.name='lion': choose one of ['adam', 'rmsprop', 'sgd']")],
+     ({"_target_": "torch.optim.Lion"}, "optimizer._target_='torch.optim.Lion': no such class; e.g. torch.optim.AdamW"),
+     ({"_target_": "torch.nn.Linear"}, "optimizer._target_='torch.nn.Linear': not a torch optimizer"),
+     ({"_target_": None}, "optimizer._target_=None: expected a class path, e.g. torch.optim.AdamW")],
 )
 def test_optimizer_values(optimizer: dict, expected: str) -> None:
     assert error_of(optimizer=optimizer).startswith(expected)
 
 
 def test_an_option_that_fails_only_with_another_is_named_with_its_value() -> None:
-    message = error_of(optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.0, "nesterov": True, "weight_decay": 0.0})
+    message = error_of(optimizer={"_target_": "torch.optim.SGD", "lr": 0.1, "momentum": 0.0, "nesterov": True, "weight_decay": 0.0})
     assert message == "optimizer.nesterov=true: Nesterov momentum requires a momentum and zero dampening"
 
 
 @pytest.mark.parametrize(
     ("scheduler", "expected"),
-    [({"name": "cosine", "T_max": "abc"}, "scheduler.T_max='abc': expected a number"),
-     ({"name": "cosine", "T_max": 0, "eta_min": 0.0}, "scheduler.T_max=0: "),  # fails on its first step
-     ({"name": "cosine"}, "scheduler.T_max is missing: torch's CosineAnnealingLR needs it"),
-     ({"name": "step", "step_size": 0, "gamma": 0.5}, "scheduler.step_size=0: "),
-     ({"name": "step", "step_size": 2, "gamma": "half"}, "scheduler.gamma='half': expected a number"),
-     ({"name": "plateau", "monitor": "val/loss", "mode": "maxx"}, "scheduler.mode='maxx': mode maxx is unknown!"),
-     ({"name": "plateau", "mode": "min"}, "scheduler.monitor=None: scheduler=plateau needs a metric name"),
-     ({"name": "cosine", "T_max": 3, "interval": "batch"}, "scheduler.interval='batch': choose one of ['epoch', 'step']"),
-     ({"name": "cosine", "T_max": 3, "frequency": 0}, "scheduler.frequency=0: expected a positive integer"),
-     ({"name": "cosine", "T_max": 3, "patience": 2}, "scheduler.patience=2: not an option of torch's CosineAnnealingLR"),
-     ({"name": "linear"}, "scheduler.name='linear': choose one of ['none', 'cosine', 'plateau', 'step']")],
+    [({"_target_": COSINE, "T_max": "abc"}, "scheduler.T_max='abc': expected a number"),
+     ({"_target_": COSINE, "T_max": 0, "eta_min": 0.0}, "scheduler.T_max=0: "),  # fails on its first step
+     ({"_target_": COSINE}, "scheduler.T_max is missing: torch's CosineAnnealingLR needs it"),
+     ({"_target_": STEP, "step_size": 0, "gamma": 0.5}, "scheduler.step_size=0: "),
+     ({"_target_": STEP, "step_size": 2, "gamma": "half"}, "scheduler.gamma='half': expected a number"),
+     ({"_target_": PLATEAU, "monitor": "val/loss", "mode": "maxx"}, "scheduler.mode='maxx': mode maxx is unknown!"),
+     ({"_target_": PLATEAU, "mode": "min"}, "scheduler.monitor=None: ReduceLROnPlateau needs a metric name"),
+     ({"_target_": COSINE, "T_max": 3, "interval": "batch"}, "scheduler.interval='batch': choose one of ['epoch', 'step']"),
+     ({"_target_": COSINE, "T_max": 3, "frequency": 0}, "scheduler.frequency=0: expected a positive integer"),
+     ({"_target_": COSINE, "T_max": 3, "patience": 2}, "scheduler.patience=2: not an option of torch's CosineAnnealingLR"),
+     ({"_target_": "torch.optim.lr_scheduler.Linear"}, "scheduler._target_='torch.optim.lr_scheduler.Linear': no such class"),
+     ({"_target_": "torch.optim.SGD"}, "scheduler._target_='torch.optim.SGD': not a torch scheduler")],
 )
 def test_scheduler_values(scheduler: dict, expected: str) -> None:
     assert error_of(scheduler=scheduler).startswith(expected)
@@ -109,7 +115,13 @@ def test_composed_command_line_values_are_checked() -> None:
         bad_lr = compose("train", overrides=["optimizer.lr=abc"])
         negative = compose("train", overrides=["optimizer=sgd", "optimizer.lr=-1"])
         betas = compose("train", overrides=["+optimizer.betas=[0.9,2]"])
-    for cfg, expected in ((bad_lr, "optimizer.lr='abc': expected a number"),
+        other = compose("train", overrides=["optimizer._target_=torch.optim.AdamW", "+optimizer.amsgrad=maybe"])
+        unknown = compose("train", overrides=["optimizer._target_=torch.optim.Lion"])
+        adamw = compose("train", overrides=["optimizer._target_=torch.optim.AdamW", "+optimizer.amsgrad=true"])
+    validate_model_config(adamw.backbone, adamw.head, adamw.optimizer, adamw.scheduler, adamw.data.channels)
+    for cfg, expected in ((other, "optimizer.amsgrad='maybe': expected true or false"),
+                          (unknown, "optimizer._target_='torch.optim.Lion': no such class"),
+                          (bad_lr, "optimizer.lr='abc': expected a number"),
                           (negative, "optimizer.lr=-1: Invalid learning rate: -1"),
                           (betas, "optimizer.betas=[0.9, 2]: Invalid beta parameter at index 1: 2")):
         nodes = [cfg.backbone, cfg.head, cfg.optimizer, cfg.scheduler]

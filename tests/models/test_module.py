@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hydra
 import lightning as L
 import numpy as np
 import pytest
 import torch
 from sklearn import metrics as skm
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from toy_data import QuadrantImages
@@ -15,13 +17,14 @@ from heatlens.callbacks.distributed import gather_by_index
 from heatlens.models import HeatlensModule, ModelConfigError
 from heatlens.models.metrics import classification_metrics, named_values
 from heatlens.models.optim import build_optimizer, build_scheduler
+from heatlens.paths import CONFIG_DIR
 
 CLASSES = ["A", "Healthy", "C c"]
 CFG = {
     "backbone": {"name": "simple_cnn", "width": 4},
     "head": {"name": "timm"},
-    "optimizer": {"name": "adam", "lr": 0.02},
-    "scheduler": {"name": "none"},
+    "optimizer": {"_target_": "torch.optim.Adam", "lr": 0.02},
+    "scheduler": {"_target_": None},
 }
 
 
@@ -60,31 +63,43 @@ def test_class_weights_weight_the_cross_entropy() -> None:
 
 @pytest.mark.parametrize(
     ("cfg", "kind", "lr"),
-    [({"name": "adam", "lr": 0.1}, torch.optim.Adam, 0.1),
-     ({"name": "sgd", "lr": 0.2, "momentum": 0.9, "nesterov": True}, torch.optim.SGD, 0.2),
-     ({"name": "rmsprop", "lr": 0.3, "alpha": 0.9}, torch.optim.RMSprop, 0.3)],
+    [({"_target_": "torch.optim.Adam", "_partial_": True, "lr": 0.1}, torch.optim.Adam, 0.1),
+     ({"_target_": "torch.optim.SGD", "lr": 0.2, "momentum": 0.9, "nesterov": True}, torch.optim.SGD, 0.2),
+     ({"_target_": "torch.optim.RMSprop", "lr": 0.3, "alpha": 0.9}, torch.optim.RMSprop, 0.3),
+     ({"_target_": "torch.optim.AdamW", "lr": 0.4, "amsgrad": True}, torch.optim.AdamW, 0.4)],
 )
-def test_optimizers_by_name(cfg: dict, kind: type, lr: float) -> None:
+def test_any_torch_optimizer_by_target(cfg: dict, kind: type, lr: float) -> None:
     optimizer = build_optimizer(cfg, [torch.nn.Parameter(torch.zeros(2))])
     assert type(optimizer) is kind and optimizer.param_groups[0]["lr"] == lr
 
 
-def test_schedulers_by_name_and_bad_options() -> None:
-    optimizer = build_optimizer({"name": "sgd", "lr": 1.0}, [torch.nn.Parameter(torch.zeros(2))])
-    assert build_scheduler({"name": "none"}, optimizer) is None
-    cosine = build_scheduler({"name": "cosine", "T_max": 4}, optimizer)["scheduler"]
+def test_the_shipped_optimizer_configs_are_what_hydra_instantiates() -> None:
+    """build_optimizer and Hydra's own `instantiate(cfg.optimizer)(params)` agree on every shipped preset."""
+    for name in ("adam", "sgd", "rmsprop"):
+        node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "optimizer" / f"{name}.yaml"))
+        ours = build_optimizer(node, [torch.nn.Parameter(torch.zeros(2))])
+        hydras = hydra.utils.instantiate(node)([torch.nn.Parameter(torch.zeros(2))])
+        assert type(ours) is type(hydras) and ours.defaults == hydras.defaults
+
+
+def test_schedulers_by_target_and_bad_options() -> None:
+    optimizer = build_optimizer({"_target_": "torch.optim.SGD", "lr": 1.0}, [torch.nn.Parameter(torch.zeros(2))])
+    assert build_scheduler({"_target_": None}, optimizer) is None
+    cosine = build_scheduler({"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "_partial_": True, "T_max": 4},
+                             optimizer)["scheduler"]
     lrs = []
     for _ in range(4):
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         cosine.step()
     assert lrs == pytest.approx([1.0, 0.5 + 0.5 * np.cos(np.pi / 4), 0.5, 0.5 - 0.5 * np.cos(np.pi / 4)])
-    plateau = build_scheduler({"name": "plateau", "monitor": "val/loss", "patience": 1}, optimizer)
+    plateau = build_scheduler({"_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau", "monitor": "val/loss",
+                               "patience": 1}, optimizer)
     assert plateau["monitor"] == "val/loss"
     with pytest.raises(ModelConfigError, match=r"^optimizer.momentum=0.9: not an option of torch's Adam"):
-        build_optimizer({"name": "adam", "momentum": 0.9}, [torch.nn.Parameter(torch.zeros(2))])
-    with pytest.raises(ModelConfigError, match=r"^scheduler.name='linear'"):
-        build_scheduler({"name": "linear"}, optimizer)
+        build_optimizer({"_target_": "torch.optim.Adam", "momentum": 0.9}, [torch.nn.Parameter(torch.zeros(2))])
+    with pytest.raises(ModelConfigError, match=r"^scheduler._target_='linear': no such class"):
+        build_scheduler({"_target_": "linear"}, optimizer)
 
 
 def test_fit_test_predict_and_reload_from_checkpoint(tmp_path) -> None:

@@ -37,7 +37,7 @@ SHAPES = {"A": (40, 56, 1), "B": (56, 40, 3), "C": (48, 48, 1)}
 IMAGE_SIZE = 32
 CFG = {
     "backbone": {"name": "simple_cnn", "width": 4}, "head": {"name": "timm"},
-    "optimizer": {"name": "adam", "lr": 0.01}, "scheduler": {"name": "none"},
+    "optimizer": {"_target_": "torch.optim.Adam", "lr": 0.01}, "scheduler": {"_target_": None},
 }
 
 

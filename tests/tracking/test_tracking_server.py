@@ -1,5 +1,6 @@
 """A real MLflow tracking server (compose.yaml's command line, sqlite, artifacts proxied) and a 2-job
-parallel sweep logging into it over HTTP; everything is read back from another process.
+parallel sweep logging into it over HTTP from the launcher's worker processes; everything is read back
+from another process (the test's own).
 
 Reference for "nothing lost": the jobs' own files on disk (checkpoints byte for byte, the test
 predictions behind test/acc) and the epoch count (one value per epoch for every per-epoch metric).
@@ -9,16 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from in_process import restored, run_main
+from mlflow.artifacts import download_artifacts
+from mlflow.tracking import MlflowClient
+from tracking_server import NO_JOBS, free_port, running, server_command
 
-from heatlens.paths import PROJECT_ROOT
-from tracking_server import free_port, running, server_command
+from heatlens.cli.train import main as train_main
 
 pytestmark = pytest.mark.slow
 
@@ -34,61 +36,57 @@ EXPERIMENT = "server-sweep"
 def server(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("server")
     port = free_port()
-    with running(server_command(root, port), f"http://127.0.0.1:{port}/health", root / "server.log"):
+    with running(server_command(root, port), f"http://127.0.0.1:{port}/health", root / "server.log", NO_JOBS):
         yield f"http://127.0.0.1:{port}", root
 
 
-READ_BACK = r"""
-import hashlib, json, os, sys
-from pathlib import Path
-from mlflow.artifacts import download_artifacts
-from mlflow.tracking import MlflowClient
-
-uri, name, folder = sys.argv[1:4]
-client = MlflowClient(uri)
-experiment = client.get_experiment_by_name(name)
-report = {"artifact_location": experiment.artifact_location,
-          "kind": experiment.tags.get("mlflow.experimentKind"), "runs": []}
-
-def files_of(run_id, path=None):
+def _files_of(client: MlflowClient, run_id: str, path: str | None = None) -> Iterator[tuple[str, int]]:
     for entry in client.list_artifacts(run_id, path):
-        yield from files_of(run_id, entry.path) if entry.is_dir else [(entry.path, entry.file_size)]
+        yield from _files_of(client, run_id, entry.path) if entry.is_dir else [(entry.path, entry.file_size)]
 
-for run in client.search_runs([experiment.experiment_id]):
-    run_id = run.info.run_id
-    local = Path(download_artifacts(run_id=run_id, artifact_path="", dst_path=f"{folder}/{run_id}", tracking_uri=uri))
-    listed = dict(files_of(run_id))
-    model = Path(download_artifacts(artifact_uri=f"runs:/{run_id}/model", dst_path=f"{folder}/{run_id}-model",
-                                    tracking_uri=uri))
-    report["runs"].append({
-        "id": run_id, "name": run.info.run_name, "status": run.info.status, "artifact_uri": run.info.artifact_uri,
-        "tags": run.data.tags,
-        "metrics": {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)] for key in run.data.metrics},
-        "listed": listed,
-        "downloaded": {path: (local / path).stat().st_size for path in listed if (local / path).is_file()},
-        "sha256": {path: hashlib.sha256((local / path).read_bytes()).hexdigest() for path in listed},
-        "folder": str(local),
-        "model_files": sorted(p.relative_to(model).as_posix() for p in model.rglob("*") if p.is_file()),
-    })
-print(json.dumps(report))
-"""
+
+def _read_back(uri: str, name: str, folder: Path) -> dict:
+    """Everything the server holds of experiment `name`, read as any client would (the current tracking
+    URI is the server's: `mlflow-artifacts:` URIs resolve against it), artifacts downloaded into `folder`."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(name)
+    report = {"artifact_location": experiment.artifact_location,
+              "kind": experiment.tags.get("mlflow.experimentKind"), "runs": []}
+    for run in client.search_runs([experiment.experiment_id]):
+        run_id = run.info.run_id
+        local = Path(download_artifacts(run_id=run_id, artifact_path="", dst_path=f"{folder}/{run_id}",
+                                        tracking_uri=uri))
+        listed = dict(_files_of(client, run_id))
+        model = Path(download_artifacts(artifact_uri=f"runs:/{run_id}/model", dst_path=f"{folder}/{run_id}-model",
+                                        tracking_uri=uri))
+        report["runs"].append({
+            "id": run_id, "name": run.info.run_name, "status": run.info.status,
+            "artifact_uri": run.info.artifact_uri, "tags": run.data.tags,
+            "metrics": {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+                        for key in run.data.metrics},
+            "listed": listed,
+            "downloaded": {path: (local / path).stat().st_size for path in listed if (local / path).is_file()},
+            "sha256": {path: hashlib.sha256((local / path).read_bytes()).hexdigest() for path in listed},
+            "folder": str(local),
+            "model_files": sorted(p.relative_to(model).as_posix() for p in model.rglob("*") if p.is_file()),
+        })
+    return report
 
 
 @pytest.fixture(scope="module")
 def sweep(server, tmp_path_factory: pytest.TempPathFactory) -> dict:
     uri, _ = server
     out = tmp_path_factory.mktemp("sweep")
-    command = [sys.executable, str(PROJECT_ROOT / "train.py"), "-m", "hydra/launcher=parallel", *TINY, "seed=1,2",
-               f"logger.tracking_uri={uri}", f"logger.experiment_name={EXPERIMENT}", f"hydra.sweep.dir={out / 'sweep'}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("MLFLOW_TRACKING_URI")  # the jobs learn of the server from logger.tracking_uri only
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-    assert done.returncode == 0, done.stderr[-4000:]
-    # Another process, pointed at the server as any client would be.
-    read = subprocess.run([sys.executable, "-c", READ_BACK, uri, EXPERIMENT, str(out / "read")],
-                          capture_output=True, text=True, env={**env, "MLFLOW_TRACKING_URI": uri}, timeout=600)
-    assert read.returncode == 0, read.stderr[-4000:]
-    return {"report": json.loads(read.stdout.strip().splitlines()[-1]), "sweep_dir": out / "sweep"}
+    # The sweep's parent in this process (tests/in_process.py), its two jobs in the joblib launcher's
+    # worker processes; MLFLOW_TRACKING_URI unset: the jobs learn of the server from logger.tracking_uri only.
+    done = run_main(train_main, "-m", "hydra/launcher=parallel", *TINY, "seed=1,2", f"logger.tracking_uri={uri}",
+                    f"logger.experiment_name={EXPERIMENT}", f"hydra.sweep.dir={out / 'sweep'}",
+                    env={"MLFLOW_TRACKING_URI": None, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    # Read back in this process, not one of the jobs', pointed at the server as any client would be.
+    with restored({"MLFLOW_TRACKING_URI": uri}):
+        report = _read_back(uri, EXPERIMENT, out / "read")
+    return {"report": report, "sweep_dir": out / "sweep"}
 
 
 def test_the_sweep_runs_are_finished_named_apart_and_proxied(sweep) -> None:

@@ -181,7 +181,7 @@ def test_checkpoint_upload_policy_and_index(experiment, tmp_path, upload, upload
 def test_run_location_opens_the_machine_learning_view(run) -> None:
     uri = run.tracking_uri
     text = run_location(run)
-    assert f"MLflow run {run.run_id}" in text and f"mlflow ui --backend-store-uri {uri}" in text
+    assert f"MLflow run {run.run_id}" in text and f"heatlens-ui --backend-store-uri {uri}" in text
     assert f"/runs/{run.run_id}?workflowType=machine_learning" in text
 
 

@@ -7,15 +7,16 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from in_process import run_main
 from mlflow.tracking import MlflowClient
 
+from heatlens.cli.explain import main as explain_main
 from heatlens.paths import PROJECT_ROOT
 
 # Variables of a launcher this test process may itself run under: the "nodes" must see only their own.
@@ -126,12 +127,11 @@ def _stop(nodes: Sequence[Node], grace_s: float = 30) -> None:
             process.wait()
 
 
-def reexplain_single_process(run_id: str, overrides: Sequence[str], env: dict[str, str], out: Path,
-                             timeout_s: float) -> str:
-    """Explain `run_id`'s selected checkpoint again in one process; returns the child run's id."""
-    done = subprocess.run([sys.executable, "-m", "heatlens.cli.explain", f"run_id={run_id}", "trainer=cpu",
-                           *overrides, f"hydra.run.dir={out}"], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout_s)
+def reexplain_single_process(run_id: str, overrides: Sequence[str], env: dict[str, str], out: Path) -> str:
+    """Explain `run_id`'s selected checkpoint again in one process, this one (tests/in_process.py: the
+    entry point's subprocess smoke test is tests/callbacks/test_explain_run.py); returns the child run's id."""
+    done = run_main(explain_main, f"run_id={run_id}", "trainer=cpu", *overrides, f"hydra.run.dir={out}", env=env,
+                    program="heatlens-explain")
     assert done.returncode == 0, f"re-explaining {run_id} failed:\n{(done.stdout + done.stderr)[-4000:]}"
     return done.stdout.split("into child run ")[1].split()[0]
 

@@ -27,6 +27,6 @@ def test_figures_show_counts_percentages_and_auc() -> None:
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["3\n75%", "1\n25%", "0\n0%", "4\n100%"]
     roc = roc_figure({"a": {"fpr": np.array([0, 1]), "tpr": np.array([0, 1]), "auc": 0.5}})
-    assert "a (AUC 0.500)" in [t.get_text() for t in roc.axes[0].get_legend().texts]
+    assert "a (AUROC 0.500)" in [t.get_text() for t in roc.legends[0].texts]
     history = recall_history_figure({"COVID": [(0, 0.5), (1, 0.75)]}, selected_epoch=1)
     assert history.axes[0].lines[0].get_ydata().tolist() == [0.5, 0.75]

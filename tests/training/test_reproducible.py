@@ -12,7 +12,7 @@ from test_train_e2e import runs_of, train, train_subprocess
 pytestmark = pytest.mark.slow
 
 # Augmentations stay on (the default data.augment) and two loader workers draw them.
-SAME_COMMAND = ["trainer.max_epochs=3", "data.num_workers=2", "explain=default", "explain.max_images=24",
+SAME_COMMAND = ["trainer.max_epochs=2", "data.num_workers=2", "explain=default", "explain.max_images=24",
                 "explain.aopc.region_size=8", "explain.callbacks.embeddings.raw_size=8"]
 
 
@@ -34,5 +34,7 @@ def test_two_runs_of_one_command_log_identical_metric_histories(tmp_path) -> Non
     first, second = sorted(runs_of("reproducible"), key=lambda r: r.info.start_time)
     histories = _histories(first)
     assert {"train/loss", "val/loss", "test/acc", "xai/aopc_morf", "xai/knn_acc_embedding"} <= set(histories)
-    assert len({value for _, value in histories["train/loss"]}) == 3  # it really trained: the loss moved
+    # Two epochs: the second shows that the RNG state carried across epochs (augmentations, loader workers)
+    # repeats too; it really trained: the loss moved.
+    assert len({value for _, value in histories["train/loss"]}) == 2
     assert histories == _histories(second)

@@ -31,8 +31,8 @@ class LearningRates(L.Callback):
 
 def _config(max_epochs: int) -> dict:
     return {"backbone": {"name": "simple_cnn", "width": 4}, "head": {"name": "timm"},
-            "optimizer": {"name": "sgd", "lr": BASE_LR},
-            "scheduler": {"name": "cosine", "T_max": max_epochs, "eta_min": 0.0}}
+            "optimizer": {"_target_": "torch.optim.SGD", "lr": BASE_LR},
+            "scheduler": {"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "T_max": max_epochs, "eta_min": 0.0}}
 
 
 def _fit(max_epochs: int, tmp_path, ckpt_path=None) -> list[float]:

@@ -16,7 +16,7 @@ from heatlens.models import HeatlensModule
 
 CLASSES = ["A", "B", "C"]
 CFG = {"backbone": {"name": "simple_cnn", "width": 4}, "head": {"name": "timm"},
-       "optimizer": {"name": "adam", "lr": 0.01}, "scheduler": {"name": "none"}}
+       "optimizer": {"_target_": "torch.optim.Adam", "lr": 0.01}, "scheduler": {"_target_": None}}
 
 
 def test_selection_key_hand_cases() -> None:

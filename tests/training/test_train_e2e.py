@@ -102,7 +102,7 @@ def test_run_records_params_tags_and_metrics(first_run) -> None:
     assert run.data.metrics["model/params_total"] == sum(p.numel() for p in net.parameters())
     assert run.data.metrics["model/params_trainable"] == run.data.metrics["model/params_total"]
     assert run.data.metrics["model/depth"] == 5  # 4 convs + 1 linear
-    assert f"mlflow ui --backend-store-uri {os.environ['MLFLOW_TRACKING_URI']}" in result.stdout
+    assert f"heatlens-ui --backend-store-uri {os.environ['MLFLOW_TRACKING_URI']}" in result.stdout
 
 
 def test_run_artifacts_reports_and_checkpoints(first_run, tmp_path) -> None:

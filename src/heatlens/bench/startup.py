@@ -6,6 +6,8 @@ CPU seconds (user + system, of the command and the processes it waited for) of, 
 given on the command line records the CPU time at the first batch and ends the process). CPU seconds,
 not wall time: the bench must hold on a shared, loaded machine. Best of `repeats` runs of each.
 Ratio: the torch import over the config error (> 1: a typo costs less than importing torch).
+`import torch, lightning, mlflow` is measured too: the floor of any training run (Lightning's own
+import pulls torch._dynamo, torchmetrics, scipy.signal and matplotlib), beside the first step.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def run(quick: bool, repeats: int | None = None) -> list[BenchResult]:
         python = sys.executable
         commands = {
             "torch_import": ([python, "-c", "import torch"], 0),
+            "training_imports": ([python, "-c", "import torch, lightning, mlflow"], 0),
             "help": ([python, str(train_py), "--help"], 0),
             "config_error": ([python, str(train_py), "optimizer.lr=abc"], 2),
         }
@@ -84,12 +87,14 @@ def run(quick: bool, repeats: int | None = None) -> list[BenchResult]:
     details = {f"{name}_cpu_s": round(value, 2) for name, value in best.items()}
     details |= {"help_vs_torch": round(best["help"] / best["torch_import"], 3),
                 "config_error_vs_torch": round(best["config_error"] / best["torch_import"], 3),
+                "first_step_vs_training_imports": round(best["first_step"] / best["training_imports"], 3),
                 "config_error_leftovers": leftovers, "repeats": repeats}
     return [BenchResult(
         key="startup",
         ratio=best["torch_import"] / best["config_error"],
         ours=f"--help {best['help']:.2f} s, config error {best['config_error']:.2f} s, "
-             f"first step {best['first_step']:.1f} s CPU",
+             f"first step {best['first_step']:.1f} s CPU (import torch, lightning, mlflow alone: "
+             f"{best['training_imports']:.1f} s)",
         reference=f"import torch {best['torch_import']:.2f} s CPU",
         setting=f"CPU seconds, best of {repeats}, default run (phantom, simple_cnn)",
         details=details,

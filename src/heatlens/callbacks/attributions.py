@@ -47,7 +47,11 @@ class AttributionsCallback(ExplanationCallback):
                 maps[method] = attributions.to_heatmap(result).numpy()
                 advance(1)
         names = sample.class_names
-        titles = [f"true {names[y]} / pred {names[p]}" for y, p in zip(labels, targets.tolist())]
+        if labels.ndim == 2:  # multi-label: the positive findings, and the most probable one (explained)
+            titles = [f"{', '.join(names[k] for k in np.flatnonzero(y == 1)) or 'no finding'} / top {names[p]}"
+                      for y, p in zip(labels, targets.tolist())]
+        else:
+            titles = [f"true {names[y]} / pred {names[p]}" for y, p in zip(labels, targets.tolist())]
         shown = sample.denormalize(images).cpu().numpy()
         return Findings(
             figures={"figures/attributions/grid.png": plots.attribution_grid(shown, maps, titles)},

@@ -28,6 +28,40 @@ class Findings:
     arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # saved with np.savez_compressed
     documents: dict[str, Any] = field(default_factory=dict)  # saved as JSON
 
+    def update(self, other: Findings | None) -> None:
+        if other is not None:
+            self.metrics |= other.metrics
+            self.figures |= other.figures
+            self.arrays |= other.arrays
+            self.documents |= other.documents
+
+
+def method_name(name: str, method: str) -> str:
+    """Where one method's result goes: `xai/aopc_morf` -> `xai/<method>/aopc/morf`, `xai/loc/lung/auc` ->
+    `xai/<method>/loc/lung/auc`, `figures/aopc/curves.png` -> `figures/methods/<method>/aopc/curves.png`,
+    `explain/aopc.npz` -> `explain/methods/<method>/aopc.npz`."""
+    head, _, rest = name.partition("/")
+    if head == "xai":
+        return f"xai/{method}/{rest.replace('aopc_', 'aopc/', 1)}"
+    return f"{head}/methods/{method}/{rest}"
+
+
+def per_method(findings: Findings, method: str, methods: list[str]) -> Findings:
+    """One method's findings under their logged names. Grad-CAM keeps today's names (the default run,
+    `explain.methods=[gradcam]`, logs exactly those); when other methods are chosen, every chosen method's
+    metrics are also logged under `xai/<method>/...`, and its figures and arrays under `methods/<method>/`
+    (Grad-CAM's stay where they were)."""
+    chosen = method in methods and methods != ["gradcam"]
+    out = Findings(documents=dict(findings.documents))
+    if method == "gradcam":
+        out.metrics, out.figures, out.arrays = dict(findings.metrics), dict(findings.figures), dict(findings.arrays)
+    elif chosen:
+        out.figures = {method_name(k, method): v for k, v in findings.figures.items()}
+        out.arrays = {method_name(k, method): v for k, v in findings.arrays.items()}
+    if chosen:
+        out.metrics |= {method_name(k, method): v for k, v in findings.metrics.items()}
+    return out
+
 
 class ExplanationCallback:
     """One step of the post-fit explanation (configured under `explain.callbacks.<name>`).

@@ -4,6 +4,8 @@ A plain "max of the monitor" rule lets a model that predicts one class everywher
 recall (1.0) and tie with every better model. Here an epoch's selection key is (better than chance,
 monitor within `tolerance`, tie-break metrics): a constant classifier's macro recall is exactly
 1/C, so it never beats an epoch that separates the classes, and near-ties go to the better model.
+Multi-label runs keep the best checkpoint per finding's validation AUROC and of the macro AUROC, by
+the same rules with macro AUROC in place of macro recall (a constant model's macro AUROC is 0.5).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from heatlens.naming import slug
 from heatlens.tracking.setup import run_reference
 
 MACRO_RECALL = "val/recall_macro"
+MACRO_AUROC = "val/auroc_macro"
 DISEASE_MEAN = "val/recall_disease_mean"
 VAL_LOSS = "val/loss"
 LAST = "last"
@@ -51,22 +54,26 @@ def _value(metrics: dict[str, Any], name: str) -> float:
 
 
 class SelectionCheckpoint(ModelCheckpoint):
-    """Keeps the best epoch of `monitor` (mode max) by `SelectionKey`: epochs whose macro recall
-    exceeds chance (1/C) first, then the monitor (differences up to `tolerance` count as ties),
-    then macro recall and the negative validation loss."""
+    """Keeps the best epoch of `monitor` (mode max) by `SelectionKey`: epochs whose `overall` metric
+    (macro recall; macro AUROC in multi-label runs) exceeds chance (1/C; 0.5 for AUROC) first, then
+    the monitor (differences up to `tolerance` count as ties), then `overall` and the negative
+    validation loss."""
 
-    def __init__(self, monitor: str, num_classes: int, tolerance: float, **kwargs: Any) -> None:
+    def __init__(self, monitor: str, num_classes: int, tolerance: float, overall: str = MACRO_RECALL,
+                 **kwargs: Any) -> None:
         super().__init__(monitor=monitor, mode="max", save_top_k=1, **kwargs)
         self.num_classes = num_classes
         self.tolerance = tolerance
+        self.overall = overall
+        self.chance = 0.5 if overall == MACRO_AUROC else 1.0 / num_classes
         self.best_key: SelectionKey | None = None
 
     def selection_key(self, metrics: dict[str, Any]) -> SelectionKey:
-        macro = _value(metrics, MACRO_RECALL)
-        tie_breaks = (-_value(metrics, VAL_LOSS),) if self.monitor == MACRO_RECALL else (
-            macro, -_value(metrics, VAL_LOSS))
-        # A one-class model scores exactly 1/C; the margin absorbs float error of the metric.
-        return SelectionKey(macro > 1.0 / self.num_classes + 1e-6, _value(metrics, self.monitor), tie_breaks)
+        overall = _value(metrics, self.overall)
+        tie_breaks = (-_value(metrics, VAL_LOSS),) if self.monitor == self.overall else (
+            overall, -_value(metrics, VAL_LOSS))
+        # A one-class model scores exactly 1/C (a constant one 0.5 AUROC); the margin absorbs float error.
+        return SelectionKey(overall > self.chance + 1e-6, _value(metrics, self.monitor), tie_breaks)
 
     def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
         if current is None:
@@ -89,13 +96,18 @@ class SelectionCheckpoint(ModelCheckpoint):
             self.best_key = SelectionKey(key["beats_chance"], key["score"], tuple(key["tie_breaks"]))
 
 
-def monitors(class_names: list[str]) -> list[str]:
-    """Every metric a best checkpoint is kept for: each class's recall, the disease mean, macro recall."""
+def monitors(class_names: list[str], multilabel: bool = False) -> list[str]:
+    """Every metric a best checkpoint is kept for: each class's recall, the disease mean, macro recall;
+    multi-label: each finding's AUROC and macro AUROC."""
+    if multilabel:
+        return [f"val/auroc/{name}" for name in class_names] + [MACRO_AUROC]
     return [f"val/recall/{name}" for name in class_names] + [DISEASE_MEAN, MACRO_RECALL]
 
 
-def recall_checkpoints(class_names: list[str], dirpath: str | Path, tolerance: float = 0.0) -> dict[str, ModelCheckpoint]:
-    """Monitor name -> checkpoint callback: one `SelectionCheckpoint` per monitor, and `last`.
+def recall_checkpoints(class_names: list[str], dirpath: str | Path, tolerance: float = 0.0,
+                       multilabel: bool = False) -> dict[str, ModelCheckpoint]:
+    """Monitor name -> checkpoint callback: one `SelectionCheckpoint` per monitor, and `last`
+    (`best-recall-<Class>.ckpt`, ...; multi-label: `best-auroc-<Finding>.ckpt`, `best-auroc_macro.ckpt`).
 
     Best checkpoints hold weights only (they are for testing and explaining); `last.ckpt` holds the
     full training state for a resume.
@@ -105,12 +117,13 @@ def recall_checkpoints(class_names: list[str], dirpath: str | Path, tolerance: f
             monitor,
             num_classes=len(class_names),
             tolerance=tolerance,
+            overall=MACRO_AUROC if multilabel else MACRO_RECALL,
             dirpath=dirpath,
             filename="best-" + slug(monitor.removeprefix("val/").replace("/", "-")),
             save_weights_only=True,
             auto_insert_metric_name=False,
         )
-        for monitor in monitors(class_names)
+        for monitor in monitors(class_names, multilabel)
     }
     # Without a monitor, top-1 is the newest epoch; Lightning's own `save_last` only writes when a
     # monitored checkpoint was saved in the same step.

@@ -9,6 +9,7 @@ import numpy as np
 from heatlens.callbacks.base import ExplanationCallback, Findings
 from heatlens.callbacks.sample import ExplainedSample
 from heatlens.explain import embeddings
+from heatlens.explain.sampling import strata
 from heatlens.plots import explain as plots
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,8 @@ def _separation(x: np.ndarray, y: np.ndarray, k: int, seed: int) -> tuple[float,
 class EmbeddingsCallback(ExplanationCallback):
     """Penultimate embeddings and raw pixels (area-resized to `raw_size`) of the explained images:
     `xai/knn_acc_{raw,embedding}`, `xai/silhouette_{raw,embedding}`, the side-by-side t-SNE figure
-    and `explain/embeddings.npz` (embeddings and both t-SNE maps)."""
+    and `explain/embeddings.npz` (embeddings and both t-SNE maps). Multi-label images count under their
+    first positive finding, or "no finding"."""
 
     name = "embeddings"
 
@@ -48,7 +50,8 @@ class EmbeddingsCallback(ExplanationCallback):
         gathered = sample.gather(rows)
         if gathered is None or len(gathered["index"]) < 4:
             return None
-        y = gathered["labels"].astype(np.int64)
+        y = strata(gathered["labels"])  # multi-label: the first positive finding, K for none
+        names = [*sample.class_names, "no finding"] if sample.multilabel else sample.class_names
         knn_raw, silhouette_raw = _separation(gathered["raw"], y, self.knn_k, self.seed)
         knn_emb, silhouette_emb = _separation(gathered["embedding"], y, self.knn_k, self.seed)
         with sample.timer.stage("tsne"), sample.progress(2, "explain: t-SNE") as advance:
@@ -62,8 +65,8 @@ class EmbeddingsCallback(ExplanationCallback):
             metrics={"xai/knn_acc_raw": knn_raw, "xai/knn_acc_embedding": knn_emb,
                      "xai/silhouette_raw": silhouette_raw, "xai/silhouette_embedding": silhouette_emb},
             figures={"figures/embeddings/tsne.png": plots.tsne_side_by_side(
-                tsne_raw, tsne_emb, y, sample.class_names, subtitles)},
+                tsne_raw, tsne_emb, y, names, subtitles)},
             arrays={"explain/embeddings.npz": dict(
                 ids=gathered["ids"], index=gathered["index"], labels=y,
                 embeddings=gathered["embedding"].astype(np.float32), tsne_raw=tsne_raw, tsne_embedding=tsne_emb,
-                class_names=np.asarray(sample.class_names))})
+                class_names=np.asarray(names))})

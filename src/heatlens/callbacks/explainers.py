@@ -10,7 +10,7 @@ import torch
 
 from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings
 from heatlens.callbacks.distributed import gather_by_index
-from heatlens.callbacks.sample import ExplainedSample
+from heatlens.callbacks.sample import ExplainedSample, mask_of
 from heatlens.explain import registry, scoring
 from heatlens.explain.errors import ExplainError
 from heatlens.plots import explainers as plots
@@ -65,13 +65,15 @@ class ExplainersCallback(ExplanationCallback):
             with torch.no_grad():
                 logits = sample.net(batch.images)
             targets = logits.argmax(dim=1).cpu()
+            # each target's own mask channel where a kind has one per finding (multi-label)
+            masks = {k: mask_of(m, targets, len(sample.class_names))[:, None] for k, m in batch.masks.items()}
             labels.append(batch.labels.numpy())
             predictions.append(targets.numpy())
             for method in self.methods:
                 with sample.timer.stage(f"explainers_{method}"):
                     fn = registry.explainer(method, seed=self.options.seed)
                     scores = scoring.score_batch(sample.net, batch.images, targets, fn(sample.net, batch.images,
-                                                 targets), fn, batch.masks, self.options, batch.index,
+                                                 targets), fn, masks, self.options, batch.index,
                                                  self.metric_options)
                 for metric, values in scores.items():
                     parts.setdefault(f"{method}/{metric}", []).append(values)
@@ -106,5 +108,7 @@ class ExplainersCallback(ExplanationCallback):
         maps = {m: registry.explain(m, sample.net, images, targets, seed=self.options.seed).numpy()
                 for m in self.methods}
         names = sample.class_names
-        titles = [f"{names[y]} → {names[p]}" for y, p in zip(labels, targets.tolist())]
+        truths = ([", ".join(names[k] for k in np.flatnonzero(y == 1)) or "no finding" for y in labels]
+                  if labels.ndim == 2 else [names[y] for y in labels])  # multi-label: the positive findings
+        titles = [f"{t} → {names[p]}" for t, p in zip(truths, targets.tolist())]
         return plots.examples_figure(sample.denormalize(images).cpu().numpy(), maps, titles)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,17 +20,18 @@ if TYPE_CHECKING:
 class GradCamCallback(ExplanationCallback):
     """Raw Grad-CAM for every class at feature resolution with a small thumbnail of each image
     (`explain/gradcam.npz`), and overlays of test images per true class, correctly and wrongly
-    classified, at several blend levels (`figures/gradcam/<Class>.png`)."""
+    classified: image, heatmap, heatmap over the image (`figures/gradcam/<Class>.png`). Multi-label: per finding, images
+    showing it that the model detects and misses, under that finding's map."""
 
     name = "gradcam"
 
-    def __init__(self, samples_per_group: int = 2, alphas: Sequence[float] = (0.3, 0.5, 0.7)) -> None:
+    def __init__(self, samples_per_group: int = 2, alpha: float = 0.5) -> None:
         if samples_per_group < 0:
             raise ExplainCallbackError(f"samples_per_group={samples_per_group}: must be >= 0")
-        if not alphas or any(not 0 <= a <= 1 for a in alphas):
-            raise ExplainCallbackError(f"alphas={list(alphas)}: blend levels must lie in [0, 1]")
+        if not 0 < alpha <= 1:
+            raise ExplainCallbackError(f"explain.callbacks.gradcam.alpha={alpha}: the overlay's opacity lies in (0, 1]")
         self.samples_per_group = samples_per_group
-        self.alphas = tuple(float(a) for a in alphas)
+        self.alpha = float(alpha)
 
     def explain(self, sample: ExplainedSample) -> Findings | None:
         rows = sample.gathered_cams()
@@ -49,19 +49,30 @@ class GradCamCallback(ExplanationCallback):
 
     def _overlays(self, sample: ExplainedSample, rows: CamRows, c: int) -> Figure | None:
         predictions, probabilities = rows.predictions, rows.probabilities
-        of_class = rows.labels == c
-        correct = np.flatnonzero(of_class & (predictions == c))[: self.samples_per_group]
-        wrong = np.flatnonzero(of_class & (predictions != c))[: self.samples_per_group]
+        names = sample.class_names
+        if rows.multilabel:  # images showing finding c, detected or missed, under finding c's own map
+            of_class = rows.labels[:, c] == 1
+            hit = predictions[:, c] == 1
+            explained = np.full(len(rows.index), c)
+        else:
+            of_class = rows.labels == c
+            hit = predictions == c
+            explained = predictions  # the map of the predicted class: what the decision rested on
+        correct = np.flatnonzero(of_class & hit)[: self.samples_per_group]
+        wrong = np.flatnonzero(of_class & ~hit)[: self.samples_per_group]
         chosen = np.concatenate([correct, wrong])
         if not len(chosen):
             return None
         images = sample.images_at(rows.index[chosen])
-        # The map of the predicted class: what the model looked at for the decision it made.
-        maps = torch.from_numpy(rows.maps_of(predictions)[chosen]).float()
+        maps = torch.from_numpy(rows.maps_of(explained)[chosen]).float()
         heat = cam.normalize_per_image(cam.upsample(cam.relu(maps), tuple(images.shape[-2:])))
-        names = sample.class_names
-        titles = [f"{'correct' if predictions[r] == c else 'WRONG'}: {names[predictions[r]]} "
-                  f"({probabilities[r, predictions[r]]:.2f})\n{rows.ids[r]}" for r in chosen]
-        return plots.gradcam_overlays(images.numpy(), heat.numpy(), titles, self.alphas,
-                                      suptitle=f"Grad-CAM, true class {names[c]}",
-                                      explained=[names[predictions[r]] for r in chosen])
+        if rows.multilabel:
+            titles = [f"{'detected' if hit[r] else 'MISSED'}: {names[c]} ({probabilities[r, c]:.2f})\n{rows.ids[r]}"
+                      for r in chosen]
+            suptitle = f"Grad-CAM, finding {names[c]}"
+        else:
+            titles = [f"{'correct' if hit[r] else 'WRONG'}: {names[predictions[r]]} "
+                      f"({probabilities[r, predictions[r]]:.2f})\n{rows.ids[r]}" for r in chosen]
+            suptitle = f"Grad-CAM, true class {names[c]}"
+        return plots.gradcam_overlays(images.numpy(), heat.numpy(), titles, self.alpha, suptitle=suptitle,
+                                      explained=[names[explained[r]] for r in chosen])

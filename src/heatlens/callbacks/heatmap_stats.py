@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings
-from heatlens.callbacks.sample import ExplainedSample
+from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings, per_method
+from heatlens.callbacks.sample import ExplainedSample, targets_of
 from heatlens.explain import stats
 from heatlens.explain.eigen import ClassEigenAccumulator
 from heatlens.naming import slug
@@ -14,9 +14,21 @@ from heatlens.plots import explain as plots
 STATS_CHUNK = 256  # heatmaps per streamed update on rank 0
 
 
+def class_mean_images(thumbnails: np.ndarray, groups: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, t, t) in [0, 1]: the average thumbnail of each class's rows, NaN for a class without any."""
+    sums = np.zeros((num_classes, *thumbnails.shape[1:]))
+    np.add.at(sums, groups, thumbnails / 255.0)
+    counts = np.bincount(groups, minlength=num_classes).reshape(-1, *[1] * (thumbnails.ndim - 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
+
+
 class HeatmapStatsCallback(ExplanationCallback):
     """Streams the gathered Grad-CAM maps through the C x C average grid, box-plot summaries, the
-    four-colour map and per-class eigen-heatmaps (`explain/heatmap_stats.npz` and figures)."""
+    four-colour map and per-class eigen-heatmaps (`explain/heatmap_stats.npz` and figures). Multi-label:
+    one row per (image, positive finding), so grid row k averages the images showing finding k and the
+    eigen-heatmaps are per finding. Every other method of `explain.methods` (maps of the explained class
+    only) gets its per-class averages, four-colour map and eigen-heatmaps under `methods/<method>/`."""
 
     name = "heatmap_stats"
 
@@ -27,10 +39,17 @@ class HeatmapStatsCallback(ExplanationCallback):
         self.max_components = max_components
 
     def explain(self, sample: ExplainedSample) -> Findings | None:
+        found = Findings()
+        for method in sample.step_methods:
+            found.update(self._gradcam(sample) if method == "gradcam" else self._method(sample, method))
+        return found if found.arrays else None
+
+    def _gradcam(self, sample: ExplainedSample) -> Findings | None:
         rows = sample.gathered_cams()
         if rows is None or not len(rows.index):
             return None
-        maps, labels, names = rows.maps, rows.labels, sample.class_names
+        targets = targets_of(rows, "label", len(sample.class_names))
+        maps, labels, names = rows.maps[targets.rows], targets.groups, sample.class_names
         accumulator = stats.HeatmapStats(len(names), maps.shape[-2:])
         eigen = ClassEigenAccumulator(len(names), maps.shape[-2:])
         for start in range(0, len(maps), STATS_CHUNK):
@@ -43,18 +62,49 @@ class HeatmapStatsCallback(ExplanationCallback):
         mean_image = rows.thumbnails.mean(axis=0) / 255.0  # the average explained X-ray, thumbnail size
         arrays = {"mean_grid": grid, "box_summaries": boxes, "four_colour": composite,
                   "counts": accumulator.counts, "class_names": np.asarray(names)}
-        figures = {"figures/heatmaps/average_grid.png": plots.average_heatmap_grid(grid, names),
+        class_images = class_mean_images(rows.thumbnails[targets.rows], labels, len(names))
+        figures = {"figures/heatmaps/average_grid.png": plots.average_heatmap_grid(grid, names, class_images),
                    "figures/heatmaps/boxplots.png": plots.heatmap_boxplots(boxes, names),
                    "figures/heatmaps/four_colour.png": plots.four_colour_map(composite, names, mean_image=mean_image,
                                                                              mean_maps=explained)}
+        self._eigen(eigen, names, maps[np.arange(len(maps)), labels], labels, arrays, figures, "Grad-CAM",
+                    class_images)
+        return Findings(arrays={"explain/heatmap_stats.npz": arrays}, figures=figures)
+
+    def _method(self, sample: ExplainedSample, method: str) -> Findings | None:
+        rows = sample.gathered_maps(method, "label")
+        if rows is None or not len(rows.index):
+            return None
+        names, maps, labels = sample.class_names, rows.maps, rows.groups
+        eigen = ClassEigenAccumulator(len(names), maps.shape[-2:])
+        eigen.update(maps, labels)
+        counts = np.bincount(labels, minlength=len(names))
+        sums = np.zeros((len(names), *maps.shape[-2:]))
+        np.add.at(sums, labels, maps)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = (sums / counts[:, None, None]).astype(np.float32)  # NaN for a class without images
+        composite = stats.four_colour_composite(np.nan_to_num(means))
+        arrays = {"mean_explained": means, "four_colour": composite, "counts": counts,
+                  "class_names": np.asarray(names)}
+        figures = {"figures/heatmaps/four_colour.png": plots.four_colour_map(
+            composite, names, mean_image=rows.thumbnails.mean(axis=0) / 255.0, mean_maps=means, map_name=method)}
+        self._eigen(eigen, names, maps, labels, arrays, figures, method,
+                    class_mean_images(rows.thumbnails, labels, len(names)))
+        return per_method(Findings(arrays={"explain/heatmap_stats.npz": arrays}, figures=figures), method,
+                          sample.methods)
+
+    def _eigen(self, eigen: ClassEigenAccumulator, names: list[str], explained: np.ndarray, labels: np.ndarray,
+               arrays: dict, figures: dict, map_name: str, class_images: np.ndarray) -> None:
+        """Eigen-heatmaps of each class with two or more maps, over the class's average image: arrays and
+        one figure each."""
         for c, result in enumerate(eigen.results(self.variance)):
             if result is None:
                 continue
             key = slug(names[c])
             arrays |= {f"eigen_{key}_mean": result.mean, f"eigen_{key}_components": result.components,
                        f"eigen_{key}_variance_ratio": result.explained_variance_ratio}
-            example = maps[np.flatnonzero(labels == c)[0], c]
+            example = explained[np.flatnonzero(labels == c)[0]]
             figures[f"figures/heatmaps/eigen_{key}.png"] = plots.eigen_heatmaps_figure(
                 names[c], result.mean, result.components, result.explained_variance_ratio, example,
-                result.reconstruct(example), self.max_components, variance=self.variance)
-        return Findings(arrays={"explain/heatmap_stats.npz": arrays}, figures=figures)
+                result.reconstruct(example), self.max_components, variance=self.variance, map_name=map_name,
+                mean_image=class_images[c])

@@ -13,6 +13,8 @@ from torch.utils.data import DataLoader
 from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings
 from heatlens.callbacks.sample import ExplainedSample
 from heatlens.callbacks.timing import StageTimer
+from heatlens.explain import registry
+from heatlens.explain.errors import ExplainError
 from heatlens.explain.sampling import SAMPLINGS
 from heatlens.progress import Advance
 from heatlens.tracking import RunHandle
@@ -37,7 +39,7 @@ def model_state_kept(module: torch.nn.Module) -> Iterator[None]:
 
 
 def test_pass_sample(trainer: L.Trainer, pl_module: L.LightningModule, max_images: int | None, how: str,
-                     timer: StageTimer) -> ExplainedSample:
+                     timer: StageTimer, methods: Sequence[str] = ("gradcam",)) -> ExplainedSample:
     """The sample of the trainer's test set; on rank 0 its progress bars join Lightning's Rich display."""
     loaders = trainer.test_dataloaders
     loader: DataLoader = loaders[0] if isinstance(loaders, Sequence) else loaders
@@ -47,7 +49,7 @@ def test_pass_sample(trainer: L.Trainer, pl_module: L.LightningModule, max_image
     return ExplainedSample.from_loader(
         pl_module.net, loader, pl_module.class_names,
         kinds if kinds is not None else getattr(loader.dataset, "mask_kinds", []), max_images, how,
-        denormalize=getattr(datamodule, "denormalize", None), timer=timer,
+        denormalize=getattr(datamodule, "denormalize", None), timer=timer, methods=methods,
         show_progress=trainer.is_global_zero and bar is not None,
         progress_host=bar.progress if isinstance(bar, RichProgressBar) else None,
     )
@@ -70,14 +72,15 @@ class PostFitExplanations(L.Callback):
     """Explains the tested checkpoint on its test set at the end of every test pass.
 
     Builds the pass's ExplainedSample (the first `max_images` test images of the `sample` order: see
-    heatlens.explain.sampling), hands it to each step in turn on every rank, and on rank 0 logs each
-    step's Findings and `time/<step>_s` (the shared Grad-CAM pass counts as `time/gradcam_s` only).
+    heatlens.explain.sampling; the heatmap steps run on each of `methods`), hands it to each step in turn
+    on every rank, and on rank 0 logs each step's Findings and `time/<step>_s` (the shared Grad-CAM pass
+    counts as `time/gradcam_s` only, each other method's maps as `time/maps_<method>_s`).
     Lightning tests under `torch.inference_mode()`; Grad-CAM and attributions need autograd, so the
     steps run with inference mode off and gradients on, and leave the module as they found it.
     """
 
     def __init__(self, explainers: Sequence[ExplanationCallback] = (), max_images: int | None = 256,
-                 sample: str = "stratified") -> None:
+                 sample: str = "stratified", methods: Sequence[str] = ("gradcam",)) -> None:
         if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int)
                                        or max_images < 1):
             raise ExplainCallbackError(
@@ -88,6 +91,10 @@ class PostFitExplanations(L.Callback):
         wrong = [type(e).__name__ for e in kept if not isinstance(e, ExplanationCallback)]
         if wrong:
             raise ExplainCallbackError(f"explain.callbacks: {', '.join(wrong)} is not an explanation step")
+        try:
+            self.methods = registry.check_methods(list(methods))
+        except ExplainError as error:
+            raise ExplainCallbackError(str(error)) from None
         self.explainers = kept
         self.max_images = max_images
         self.sample = sample
@@ -98,7 +105,7 @@ class PostFitExplanations(L.Callback):
         run = RunHandle.from_trainer(trainer) if trainer.is_global_zero else None
         timer = StageTimer()
         with torch.inference_mode(False), torch.enable_grad(), model_state_kept(pl_module):
-            sample = test_pass_sample(trainer, pl_module, self.max_images, self.sample, timer)
+            sample = test_pass_sample(trainer, pl_module, self.max_images, self.sample, timer, self.methods)
             for explainer in self.explainers:
                 with timer.stage(explainer.name):
                     findings = explainer.explain(sample)

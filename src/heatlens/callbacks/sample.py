@@ -5,6 +5,11 @@ Built once per test pass by PostFitExplanations and handed to every explanation 
 (heatlens.explain.sampling); each rank explains its own share of it and `gather` collects the
 per-image rows on rank 0. Images are streamed batch by batch and never kept: what stays per image is
 feature-resolution (Grad-CAM maps, mask shares, a thumbnail) or a few numbers.
+
+What a step explains is a list of target rows, (image, class) pairs (`Targets`): one per image in a
+multi-class task (its predicted or true class), one per positive finding in a multi-label task. The maps
+of every method of `explain.methods` are computed once per target row and shared between steps
+(`method_maps`); Grad-CAM's come from the shared pass.
 """
 
 from __future__ import annotations
@@ -15,24 +20,47 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from rich.progress import Progress
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from heatlens.callbacks.distributed import gather_by_index, owned_indices, rank_and_world, sampler_indices
 from heatlens.callbacks.timing import StageTimer
-from heatlens.explain import cam
+from heatlens.explain import cam, registry
 from heatlens.explain.images import mask_shares, thumbnails
-from heatlens.explain.sampling import explanation_order
+from heatlens.explain.sampling import explanation_order, strata
 from heatlens.progress import Advance, progress_bar
 
 
 @dataclass(frozen=True)
 class Batch:
     images: torch.Tensor  # (B, C, H, W) normalised, on the model's device
-    labels: torch.Tensor  # (B,) int64, CPU
+    labels: torch.Tensor  # (B,) int64 (multi-class) or (B, K) float32 1 / 0 / NaN (multi-label), CPU
     index: np.ndarray  # (B,) test-set positions
     rows: np.ndarray  # (B,) rows of these images in this rank's per-image arrays (`ExplainedSample.cams`)
-    masks: dict[str, torch.Tensor]  # kind -> (B, 1, H, W) uint8, CPU
+    masks: dict[str, torch.Tensor]  # kind -> (B, 1 or K, H, W) uint8, CPU
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The (image, class) rows a step explains, in position order, then class order."""
+
+    rows: np.ndarray  # (m,) rows of the images in this rank's per-image arrays
+    classes: np.ndarray  # (m,) class or finding explained
+    groups: np.ndarray  # (m,) what per-class numbers count the row under: true class, or the finding
+    keys: np.ndarray  # (m,) position * K + class: unique over the sample (what `gather` sorts by)
+
+
+@dataclass(frozen=True)
+class TargetBatch:
+    """The target rows of one streamed batch of images: image i of the batch once per row."""
+
+    images: torch.Tensor  # (b, C, H, W) on the model's device
+    classes: torch.Tensor  # (b,) int64, CPU
+    positions: np.ndarray  # (b,) test-set positions
+    labels: torch.Tensor  # (b,) or (b, K): the image's labels
+    masks: dict[str, torch.Tensor]  # kind -> (b, H, W) uint8: the mask of the row's class (channel k of K, else 0)
+    selected: np.ndarray  # (b,) indices into the Targets' rows
 
 
 @dataclass(frozen=True)
@@ -41,19 +69,24 @@ class CamRows:
 
     index: np.ndarray  # (n,) test-set positions
     ids: np.ndarray  # (n,) sample ids (str)
-    labels: np.ndarray  # (n,) int64 true classes
+    labels: np.ndarray  # (n,) int64 true classes, or (n, K) float32 1 / 0 / NaN findings
     logits: np.ndarray  # (n, C) float32
     maps: np.ndarray  # (n, C, h, w) float32 raw Grad-CAM of every class (before ReLU)
     thumbnails: np.ndarray  # (n, t, t) uint8 grey images, longer side <= 64 px
-    masks: dict[str, np.ndarray]  # kind -> (n, h, w) float32 share of each feature cell inside the mask
+    masks: dict[str, np.ndarray]  # kind -> (n, h, w), or (n, K, h, w) per finding: share of each cell inside
+    multilabel: bool = False  # labels (n, K) 1 / 0 / NaN; sigmoid probabilities
 
     @property
     def predictions(self) -> np.ndarray:
+        """(n,) argmax class, or (n, K) int64 1 where a finding's probability exceeds 0.5 (multi-label)."""
+        if self.multilabel:
+            return (self.logits > 0).astype(np.int64)
         return self.logits.argmax(axis=1) if len(self.index) else np.empty(0, np.int64)
 
     @property
     def probabilities(self) -> np.ndarray:
-        return torch.from_numpy(self.logits).float().softmax(dim=1).numpy()
+        logits = torch.from_numpy(self.logits).float()
+        return (logits.sigmoid() if self.multilabel else logits.softmax(dim=1)).numpy()
 
     def maps_of(self, classes: np.ndarray) -> np.ndarray:
         """(n, h, w) raw map of one class per image."""
@@ -69,14 +102,61 @@ class CamRows:
                 **{f"masks/{kind}": shares for kind, shares in self.masks.items()}}
 
 
+def targets_of(cams: CamRows, which: str, num_classes: int) -> Targets:
+    """The target rows of some images. Multi-class: one per image, explaining its predicted class (`which`
+    "prediction") or true class ("label"), counted under its true class. Multi-label: one per positive
+    finding of each image (for either `which`), counted under that finding."""
+    if cams.multilabel:
+        rows, classes = np.nonzero(cams.labels == 1)
+        groups = classes
+    else:
+        rows = np.arange(len(cams.index))
+        classes = cams.labels if which == "label" else cams.predictions
+        groups = cams.labels
+    rows, classes = rows.astype(np.int64), np.asarray(classes, np.int64)
+    return Targets(rows, classes, np.asarray(groups, np.int64), cams.index[rows] * num_classes + classes)
+
+
+@dataclass(frozen=True)
+class MapRows:
+    """One method's maps of every target row on rank 0, ordered by position then class."""
+
+    index: np.ndarray  # (m,) test-set positions
+    ids: np.ndarray  # (m,)
+    classes: np.ndarray  # (m,) class or finding explained
+    groups: np.ndarray  # (m,) true class or finding
+    maps: np.ndarray  # (m, h, w) float32 raw maps (Grad-CAM before ReLU), at most STATS_SIDE a side
+    thumbnails: np.ndarray  # (m, t, t) uint8
+    masks: dict[str, np.ndarray]  # kind -> (m, h, w) share of each cell inside the row's mask
+
+
+STATS_SIDE = 32  # full-resolution maps are area-pooled to at most this side for statistics and the audit
+
+
+def _pooled(maps: np.ndarray) -> np.ndarray:
+    side = (min(maps.shape[-2], STATS_SIDE), min(maps.shape[-1], STATS_SIDE))
+    if tuple(maps.shape[-2:]) == side or not len(maps):
+        return maps
+    return F.adaptive_avg_pool2d(torch.from_numpy(maps)[:, None], side)[:, 0].numpy()
+
+
 def _ids_and_labels(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Every test sample's id and label, without decoding images when the dataset lists them."""
+    """Every test sample's id and label ((N,) int64, or (N, K) float32 multi-label), without decoding
+    images when the dataset lists them."""
     ids = getattr(dataset, "ids", None)
     labels = getattr(dataset, "labels", None)
     if labels is None:  # a dataset without a label list: read each item once
-        labels = [int(dataset[i]["label"]) for i in range(len(dataset))]
+        labels = [np.asarray(dataset[i]["label"]) for i in range(len(dataset))]
     ids = [str(i) for i in range(len(dataset))] if ids is None else list(map(str, ids))
-    return np.asarray(ids), np.asarray(labels, dtype=np.int64)
+    labels = np.asarray(labels)
+    return np.asarray(ids), labels.astype(np.float32) if labels.ndim == 2 else labels.astype(np.int64)
+
+
+def mask_of(masks: torch.Tensor, classes: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(b, C, H, W) masks -> (b, H, W): channel k for class k when there is one per class, else channel 0."""
+    if masks.shape[1] == num_classes and num_classes > 1:
+        return masks[torch.arange(len(masks)), classes]
+    return masks[:, 0]
 
 
 class ExplainedSample:
@@ -93,7 +173,8 @@ class ExplainedSample:
                  ids: Sequence[str], class_names: Sequence[str], mask_kinds: Sequence[str], *, batch_size: int = 32,
                  num_workers: int = 0, collate_fn: Callable | None = None,
                  denormalize: Callable[[torch.Tensor], torch.Tensor] | None = None, timer: StageTimer | None = None,
-                 show_progress: bool = False, progress_host: Progress | None = None) -> None:
+                 show_progress: bool = False, progress_host: Progress | None = None,
+                 methods: Sequence[str] = ("gradcam",), seed: int = 0, multilabel: bool | None = None) -> None:
         self.net = net
         self.dataset = dataset
         self.positions = np.asarray(positions, dtype=np.int64)
@@ -107,8 +188,14 @@ class ExplainedSample:
         self._denormalize = denormalize
         self._show_progress = show_progress
         self._progress_host = progress_host
+        self.methods = registry.check_methods(list(methods))
+        self.seed = seed  # of the stochastic explainers (SmoothGrad)
+        self._multilabel = multilabel  # None: read from the dataset's labels when first needed
         self._cams: CamRows | None = None
         self._gathered_cams: tuple[CamRows | None] | None = None  # a 1-tuple once gathered (None on ranks > 0)
+        self._targets: dict[str, Targets] = {}
+        self._method_maps: dict[tuple[str, str], np.ndarray] = {}
+        self._method_shares: dict[tuple[str, str], dict[str, np.ndarray]] = {}
 
     @classmethod
     def from_loader(cls, net: torch.nn.Module, loader: DataLoader, class_names: Sequence[str],
@@ -118,11 +205,12 @@ class ExplainedSample:
         dataset = loader.dataset
         owned, _ = owned_indices(sampler_indices(loader))
         ids, labels = _ids_and_labels(dataset)
-        order = explanation_order(ids, labels, how)
+        order = explanation_order(ids, strata(labels), how)
         if max_images is not None:
             order = order[:max_images]
         options = {"batch_size": loader.batch_size or 32, "num_workers": loader.num_workers,
                    "collate_fn": loader.collate_fn} | options
+        options.setdefault("multilabel", labels.ndim == 2)
         return cls(net, dataset, np.intersect1d(owned, order), order, ids, class_names, mask_kinds, **options)
 
     # -- which images ---------------------------------------------------------------------------
@@ -138,6 +226,18 @@ class ExplainedSample:
 
     def ids_of(self, index: np.ndarray) -> np.ndarray:
         return self._ids[np.asarray(index, dtype=np.int64)]
+
+    @property
+    def multilabel(self) -> bool:
+        """Multi-label task: labels (K,) per image, one sigmoid per finding."""
+        if self._multilabel is None:
+            self._multilabel = _ids_and_labels(self.dataset)[1].ndim == 2
+        return self._multilabel
+
+    @property
+    def step_methods(self) -> list[str]:
+        """Grad-CAM (always: today's names), then every other chosen method."""
+        return ["gradcam", *(m for m in self.methods if m != "gradcam")]
 
     # -- streaming ------------------------------------------------------------------------------
     def progress(self, total: int, description: str) -> AbstractContextManager[Advance]:
@@ -156,11 +256,28 @@ class ExplainedSample:
                             masks={k: v.cpu() for k, v in (raw.get("masks") or {}).items()})
                 advance(len(index))
 
+    def target_batches(self, targets: Targets, description: str) -> Iterator[TargetBatch]:
+        """The target rows batch by batch of streamed images, each image repeated once per row (a batch
+        without rows, e.g. of images without a finding, is skipped)."""
+        num_classes = len(self.class_names)
+        for batch in self.batches(description):
+            selected = np.flatnonzero(np.isin(targets.rows, batch.rows))
+            if not len(selected):
+                continue
+            local = np.searchsorted(batch.rows, targets.rows[selected])  # batch.rows ascends with positions
+            classes = torch.from_numpy(targets.classes[selected])
+            take = torch.from_numpy(local)
+            yield TargetBatch(images=batch.images[take.to(batch.images.device)], classes=classes,
+                              positions=batch.index[local], labels=batch.labels[take],
+                              masks={k: mask_of(m[take], classes, num_classes) for k, m in batch.masks.items()},
+                              selected=selected)
+
     def load(self, index: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """A few images at `index` (any rank's), normalised on the model's device, and their labels."""
         items = [self.dataset[int(i)] for i in index]
         images = torch.stack([item["image"] for item in items]).to(self.device)
-        return images, np.asarray([int(item["label"]) for item in items], dtype=np.int64)
+        labels = np.stack([np.asarray(item["label"]) for item in items])
+        return images, labels.astype(np.float32) if labels.ndim == 2 else labels.astype(np.int64)
 
     def denormalize(self, images: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] for figures: the datamodule's inverse normalisation, else per-image min-max."""
@@ -188,9 +305,11 @@ class ExplainedSample:
         n = len(self.positions)
         if not n:  # a rank without images: the gather takes the row shapes from the other ranks
             empty = np.empty(0, np.float32)
-            return CamRows(self.positions, self.ids_of(self.positions), np.empty(0, np.int64), empty, empty,
-                           np.empty(0, np.uint8), {kind: empty for kind in self.mask_kinds})
-        labels = np.empty(n, np.int64)
+            labels = (np.empty((0, len(self.class_names)), np.float32) if self.multilabel
+                      else np.empty(0, np.int64))
+            return CamRows(self.positions, self.ids_of(self.positions), labels, empty, empty, np.empty(0, np.uint8),
+                           {kind: empty for kind in self.mask_kinds}, multilabel=self.multilabel)
+        labels: np.ndarray | None = None
         arrays: dict[str, np.ndarray] = {}
         for batch in self.batches("explain: Grad-CAM"):
             out = cam.gradcam_all_classes(self.net, batch.images)
@@ -202,9 +321,12 @@ class ExplainedSample:
                 if name not in arrays:
                     arrays[name] = np.empty((n, *values.shape[1:]), values.dtype)
                 arrays[name][batch.rows] = values
+            if labels is None:
+                labels = np.empty((n, *batch.labels.shape[1:]), batch.labels.numpy().dtype)
             labels[batch.rows] = batch.labels.numpy()
         return CamRows(self.positions, self.ids_of(self.positions), labels, arrays["logits"], arrays["maps"],
-                       arrays["thumbnails"], {kind: arrays[f"masks/{kind}"] for kind in self.mask_kinds})
+                       arrays["thumbnails"], {kind: arrays[f"masks/{kind}"] for kind in self.mask_kinds},
+                       multilabel=self.multilabel)
 
     def gathered_cams(self) -> CamRows | None:
         """Every rank's Grad-CAM rows on rank 0 (None elsewhere), ordered by position; gathered once."""
@@ -212,8 +334,81 @@ class ExplainedSample:
             gathered = self.gather(self.cams.arrays())
             self._gathered_cams = (None if gathered is None else CamRows(
                 gathered["index"], gathered["ids"], gathered["labels"], gathered["logits"], gathered["maps"],
-                gathered["thumbnails"], {kind: gathered[f"masks/{kind}"] for kind in self.mask_kinds}),)
+                gathered["thumbnails"], {kind: gathered[f"masks/{kind}"] for kind in self.mask_kinds},
+                multilabel=self.multilabel),)
         return self._gathered_cams[0]
+
+    # -- what is explained, and every method's maps of it ---------------------------------------
+    def targets(self, which: str = "prediction") -> Targets:
+        """This rank's target rows (`targets_of` its Grad-CAM rows)."""
+        which = "label" if self.multilabel else which  # one row per positive finding either way
+        if which not in self._targets:
+            self._targets[which] = targets_of(self.cams, which, len(self.class_names))
+        return self._targets[which]
+
+    def method_maps(self, method: str, which: str = "prediction") -> np.ndarray:
+        """(m, h, w) float32 maps of `targets(which)` under `method`, at the method's own resolution,
+        computed once per sample. Grad-CAM's are the shared pass's raw maps (before ReLU)."""
+        key = (method, "label" if self.multilabel else which)
+        if key not in self._method_maps:
+            targets = self.targets(which)
+            if method == "gradcam":
+                self._method_maps[key] = self.cams.maps[targets.rows, targets.classes] if len(targets.rows) \
+                    else np.empty((0, 1, 1), np.float32)
+            else:
+                with self.timer.stage(f"maps_{method}"):
+                    self._method_maps[key], self._method_shares[key] = self._explain_targets(method, targets)
+        return self._method_maps[key]
+
+    def _explain_targets(self, method: str, targets: Targets) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The maps of every target row, and each row's mask shares on the pooled map grid."""
+        maps: np.ndarray | None = None
+        shares: dict[str, np.ndarray] = {}
+        for part in self.target_batches(targets, f"explain: {method} maps"):
+            values = registry.explain(method, self.net, part.images, part.classes, seed=self.seed).numpy()
+            if maps is None:
+                maps = np.empty((len(targets.rows), *values.shape[1:]), np.float32)
+            maps[part.selected] = values
+            size = _pooled(values[:1]).shape[-2:]
+            for kind, masks in part.masks.items():
+                shares.setdefault(kind, np.empty((len(targets.rows), *size), np.float32))
+                shares[kind][part.selected] = mask_shares(masks, size)
+        if maps is None:
+            return np.empty((0, 1, 1), np.float32), {kind: np.empty((0, 1, 1), np.float32) for kind in self.mask_kinds}
+        return maps, shares
+
+    def gathered_maps(self, method: str, which: str = "prediction") -> MapRows | None:
+        """Every rank's maps of `method` for `targets(which)` on rank 0 (None elsewhere). A collective.
+        Grad-CAM's come from `gathered_cams` (no further gather)."""
+        if method == "gradcam":
+            cams = self.gathered_cams()
+            if cams is None:
+                return None
+            targets = targets_of(cams, which, len(self.class_names))
+            masks = {kind: shares[targets.rows, targets.classes] if shares.ndim == 4 else shares[targets.rows]
+                     for kind, shares in cams.masks.items()}
+            return MapRows(cams.index[targets.rows], cams.ids[targets.rows], targets.classes, targets.groups,
+                           cams.maps[targets.rows, targets.classes], cams.thumbnails[targets.rows], masks)
+        targets = self.targets(which)
+        maps = _pooled(self.method_maps(method, which))
+        shares = self._method_shares[(method, "label" if self.multilabel else which)]
+        gathered = self.gather_targets(targets, {"maps": maps, "thumbnails": self.cams.thumbnails[targets.rows],
+                                                 **{f"masks/{kind}": v for kind, v in shares.items()}})
+        if gathered is None:
+            return None
+        return MapRows(gathered["index"], gathered["ids"], gathered["classes"], gathered["groups"], gathered["maps"],
+                       gathered["thumbnails"], {kind: gathered[f"masks/{kind}"] for kind in shares})
+
+    def gather_targets(self, targets: Targets, rows: Mapping[str, np.ndarray | torch.Tensor]
+                       ) -> dict[str, np.ndarray] | None:
+        """Per-target rows of every rank on rank 0 (None elsewhere), in position then class order, with
+        `index` (positions), `ids`, `classes` and `groups` added. A collective."""
+        rows = {"classes": targets.classes, "groups": targets.groups, **rows}
+        gathered = gather_by_index(targets.keys, rows)
+        if gathered is not None:
+            gathered["index"] = gathered["index"] // len(self.class_names)
+            gathered["ids"] = self.ids_of(gathered["index"])
+        return gathered
 
     # -- gathering ------------------------------------------------------------------------------
     def gather(self, rows: Mapping[str, np.ndarray | torch.Tensor]) -> dict[str, np.ndarray] | None:

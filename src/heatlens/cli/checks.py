@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 # values checked first (`check_config`) need torch only, so a typo costs about one `import torch`.
 
 
+# `selection_metric: null` (conf/train.yaml) means the task's default.
+SELECTION_DEFAULTS = {"multiclass": "val/recall_macro", "multilabel": "val/auroc_macro"}
+
+
 class TrainConfigError(HeatlensError):
     """A training option is wrong: the message names the key and value at fault."""
 
@@ -55,7 +59,7 @@ def resolved(cfg: DictConfig) -> dict:
 
 def check_job(cfg: DictConfig) -> TrainJob:
     """Check the whole config and build the job's objects; raises a HeatlensError (each layer's subclass)."""
-    from heatlens.callbacks.checkpoints import LAST, recall_checkpoints
+    from heatlens.callbacks.checkpoints import LAST, monitors, recall_checkpoints
     from heatlens.data import build_datamodule
     from heatlens.models.net import normalization_for
     from heatlens.tracking.setup import check_logger_config
@@ -65,14 +69,20 @@ def check_job(cfg: DictConfig) -> TrainJob:
     check_logger_config(cfg.logger)
     mean, std = normalization_for(cfg.backbone, int(cfg.data.channels))
     datamodule = build_datamodule(cfg.data, mean=mean, std=std, seed=config["seed"])
-    class_names = _class_names(datamodule)
+    multilabel = datamodule.settings.task == "multilabel"
+    class_names = _class_names(datamodule, multilabel)
     healthy = cfg.data.get("healthy_class")
-    if healthy is not None and healthy not in class_names:
+    # Multi-label: an image without positive findings is the healthy one; data.healthy_class is unused.
+    if healthy is not None and not multilabel and healthy not in class_names:
         raise TrainConfigError(f"data.healthy_class={healthy!r}: not one of the classes {class_names}")
     tolerance = float(config.get("selection_tolerance", 0.0))
-    checkpoints = recall_checkpoints(class_names, checkpoint_dir(cfg), tolerance=tolerance)
+    checkpoints = recall_checkpoints(class_names, checkpoint_dir(cfg), tolerance=tolerance, multilabel=multilabel)
     if cfg.selection_metric not in checkpoints or cfg.selection_metric == LAST:
         choices = [m for m in checkpoints if m != LAST]
+        other = "multiclass" if multilabel else "multilabel"
+        if cfg.selection_metric in monitors(class_names, not multilabel):
+            raise TrainConfigError(f"selection_metric={cfg.selection_metric!r} is a {other} metric but "
+                                   f"data.task={datamodule.settings.task}: choose one of {choices}")
         raise TrainConfigError(f"selection_metric={cfg.selection_metric!r}: choose one of {choices}")
     resume_run_id = resume_reference(cfg.ckpt_path)
     callbacks = [
@@ -91,6 +101,7 @@ def check_config(cfg: DictConfig) -> dict:
     from heatlens.clinical.settings import clinical_settings
     from heatlens.models.checks import validate_model_config
 
+    _default_selection_metric(cfg)
     config = resolved(cfg)
     seed = config.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -112,6 +123,17 @@ def check_config(cfg: DictConfig) -> dict:
     return config
 
 
+def _default_selection_metric(cfg: DictConfig) -> None:
+    """Fill `selection_metric: null` with the default of `data.task`, in `cfg` itself: the sweep objective,
+    the checkpoint tested and the logged params all read it from there."""
+    if cfg.get("selection_metric") is not None:
+        return
+    task = cfg.data.get("task", "multiclass")
+    if task not in SELECTION_DEFAULTS:
+        raise TrainConfigError(f"data.task={task!r}: expected one of {list(SELECTION_DEFAULTS)}")
+    cfg.selection_metric = SELECTION_DEFAULTS[task]
+
+
 def _trial_callbacks(cfg: DictConfig) -> list[L.Callback]:
     """None unless the job is a trial of the Optuna sweeper: a plain run never imports Optuna."""
     if not cfg.get("trial"):
@@ -129,11 +151,15 @@ def _check_input_size(cfg: DictConfig) -> None:
         raise TrainConfigError(f"data.image_size={size} is below the {minimum} px that backbone={cfg.backbone.name} needs")
 
 
-def _class_names(datamodule: HeatlensDataModule) -> list[str]:
-    """The classes, known without generating the phantom or decoding any image."""
+def _class_names(datamodule: HeatlensDataModule, multilabel: bool) -> list[str]:
+    """The classes (findings), known without generating the phantom or decoding any image."""
     from heatlens.data.formats import phantom_spec
     from heatlens.data.phantom import CLASS_NAMES as PHANTOM_CLASSES
 
+    if datamodule.settings.format == "phantom" and multilabel:
+        from heatlens.data.phantom_multilabel import FINDINGS
+
+        return list(FINDINGS)
     if datamodule.settings.format == "phantom":
         phantom_spec(datamodule.settings)  # checks the phantom's own keys
         return list(PHANTOM_CLASSES)
@@ -205,7 +231,8 @@ def explanations(explain: DictConfig) -> PostFitExplanations:
     from heatlens.callbacks.post_fit import PostFitExplanations
 
     steps = instantiate_all(explain.get("callbacks"), "explain.callbacks")
-    return PostFitExplanations(steps, max_images=explain.max_images, sample=explain.sample)
+    return PostFitExplanations(steps, max_images=explain.max_images, sample=explain.sample,
+                               methods=explain.get("methods", ["gradcam"]))
 
 
 def instantiate_all(nodes: DictConfig | None, key: str) -> list[L.Callback]:

@@ -56,6 +56,9 @@ def reexplain(cfg: DictConfig) -> str | None:
         datamodule.prepare_data()
         datamodule.setup("test")
         module = load_module(ckpt_path, "checkpoint")
+        if module.task != datamodule.task:
+            raise ReexplainError(f"checkpoint {checkpoint} of run {cfg.run_id} is {module.task}, the rebuilt data "
+                                 f"data.task={datamodule.task}: drop the data.task override")
         if list(module.class_names) != list(datamodule.class_names):
             raise ReexplainError(f"checkpoint {checkpoint} of run {cfg.run_id} has classes {module.class_names}, "
                                  f"the rebuilt test set {datamodule.class_names}: check the data.* overrides")

@@ -37,6 +37,7 @@ from heatlens.tracking import (
     log_test_reports,
     run_location,
 )
+from heatlens.tracking.describe import log_datasets
 from heatlens.tracking.query import summary_figure_for_run
 from heatlens.tracking.outcome import recorded_outcome
 
@@ -82,6 +83,7 @@ def _fit_test_explain(cfg: DictConfig, job: TrainJob, run: RunHandle | None) -> 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     net = build_model(cfg.backbone, cfg.head, datamodule.num_classes, datamodule.channels)
     weights = datamodule.class_weights
+    pos_weight = datamodule.pos_weight() if datamodule.task == "multilabel" else None
     module = HeatlensModule(
         cfg=job.config,
         class_names=datamodule.class_names,
@@ -89,10 +91,13 @@ def _fit_test_explain(cfg: DictConfig, job: TrainJob, run: RunHandle | None) -> 
         healthy_class=datamodule.healthy_class,
         class_weights=None if weights is None else weights.tolist(),
         net=net,
+        pos_weight=None if pos_weight is None else pos_weight.tolist(),
     )
     _warn_small_gradcam_map(net, datamodule.image_size, datamodule.channels, run)
     if run is not None:
         run.log_metrics(model_facts(net))
+        log_datasets(run, datamodule.split_ids, cfg.data.get("root"),
+                     {key: cfg.data.get(key) for key in ("num_images", "generator_seed", "source_size")})
         if datamodule.skipped:
             run.log_dict(datamodule.skipped, "reports/skipped_files.json")
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)

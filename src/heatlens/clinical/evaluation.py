@@ -30,7 +30,8 @@ class ClinicalEvaluation:
     """metrics: flat MLflow names -> value; report: the JSON artifact; temperature: None without
     calibration; thresholds: class -> threshold on the probabilities the served model returns;
     reliability: panel -> [(series label, bins)]; risk: curve label -> RiskCoverage;
-    confusions: class -> [[TN, FP], [FN, TP]] at its operating point."""
+    confusions: class -> [[TN, FP], [FN, TP]] at its operating point; skipped: what was not computed
+    and why (one line), empty when everything was."""
 
     metrics: dict[str, float] = field(default_factory=dict)
     report: dict = field(default_factory=dict)
@@ -39,6 +40,7 @@ class ClinicalEvaluation:
     reliability: dict[str, list[tuple[str, ReliabilityBins]]] = field(default_factory=dict)
     risk: dict[str, RiskCoverage] = field(default_factory=dict)
     confusions: dict[str, list[list[int]]] = field(default_factory=dict)
+    skipped: str = ""
 
 
 def _calibration_metrics(prefix: str, probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
@@ -67,7 +69,12 @@ def clinical_evaluation(test: Mapping[str, np.ndarray], val: Mapping[str, np.nda
     Calibration is reported on the raw probabilities (`test/...`) and, with a temperature fitted on
     `val`, on the calibrated ones (`test/calibrated/...`); operating points are chosen on validation
     and applied to test on the calibrated probabilities when there are any, else the raw ones.
+    Multi-label `labels` (N, K) of 1 / 0 / NaN: per finding, heatlens.clinical.multilabel.
     """
+    if np.ndim(test["labels"]) == 2:
+        from heatlens.clinical.multilabel import multilabel_clinical
+
+        return multilabel_clinical(test, val, list(class_names), settings, seed)
     class_names = list(class_names)
     labels, probs = np.asarray(test["labels"], dtype=np.int64), np.asarray(test["probs"], dtype=np.float64)
     val_labels, val_probs = np.asarray(val["labels"], dtype=np.int64), np.asarray(val["probs"], dtype=np.float64)

@@ -1,4 +1,4 @@
-"""Test-time augmentation: the mean of softmax probabilities over seeded views of each image."""
+"""Test-time augmentation: the mean of the probabilities (softmax, or sigmoid per finding) over seeded views of each image."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ def tta_views(images: torch.Tensor, mode: str, seed: int) -> list[torch.Tensor]:
 
 
 def tta_probabilities(forward: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, mode: str,
-                      seed: int) -> torch.Tensor:
-    """(B, C) mean over views of softmax(forward(view)), in float32."""
+                      seed: int, probabilities: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """(B, C) mean over views of `probabilities(forward(view))` (default softmax; a multi-label model
+    passes its sigmoid), in float32."""
     views = tta_views(images, mode, seed)
-    return torch.stack([forward(view).float().softmax(-1) for view in views]).mean(0)
+    to_probs = probabilities or (lambda logits: logits.float().softmax(-1))
+    return torch.stack([to_probs(forward(view)).float() for view in views]).mean(0)

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from heatlens.data.cache import CacheInfo, ensure_cache
 from heatlens.data.errors import DataError
-from heatlens.data.formats import list_samples, phantom_spec
+from heatlens.data.formats import check_phantom, list_samples
 from heatlens.data.samples import SPLITS, Listing
 from heatlens.data.settings import DataSettings, parse_settings
 from heatlens.data.splits import class_weights, downsample, ids_hash, make_splits
@@ -29,15 +29,21 @@ log = logging.getLogger(__name__)
 
 
 class CachedDataset(Dataset):
-    """One split's samples read from the decoded cache; items are dicts (`image`, `label`, `index`, `masks`)."""
+    """One split's samples read from the decoded cache; items are dicts (`image`, `label`, `index`, `masks`).
+
+    `label`: int64 class index, or (multilabel) float32 (K,) of 1 / 0 / NaN. `masks`: kind -> uint8
+    (C, H, W), C = 1 for a shared kind, K for a per-finding one; `mask_sizes` gives C per kind, in the
+    order of the cache's channels.
+    """
 
     def __init__(self, cache: CacheInfo, rows: np.ndarray, labels: np.ndarray, ids: list[str],
-                 mask_kinds: list[str], transform) -> None:
+                 mask_kinds: list[str], transform, mask_sizes: list[int] | None = None) -> None:
         self.cache = cache
         self.rows = rows
-        self.labels = labels.astype(np.int64)
+        self.labels = labels.astype(np.float32 if labels.ndim == 2 else np.int64)
         self.ids = ids
         self.mask_kinds = mask_kinds
+        self.mask_bounds = np.cumsum([0, *(mask_sizes or [1] * len(mask_kinds))])
         self.transform = transform
         self._images: np.ndarray | None = None
         self._masks: np.ndarray | None = None
@@ -59,8 +65,8 @@ class CachedDataset(Dataset):
         image = np.asarray(self._images[row])
         if self.mask_kinds:
             out = self.transform(image=image, masks=list(np.asarray(self._masks[row])))
-            masks = {k: torch.as_tensor(np.asarray(m), dtype=torch.uint8)[None]
-                     for k, m in zip(self.mask_kinds, out["masks"])}
+            channels = torch.as_tensor(np.stack([np.asarray(m) for m in out["masks"]]), dtype=torch.uint8)
+            masks = {k: channels[self.mask_bounds[i]:self.mask_bounds[i + 1]] for i, k in enumerate(self.mask_kinds)}
         else:
             out, masks = self.transform(image=image), {}
         return {"image": out["image"], "label": torch.tensor(self.labels[index]),
@@ -97,13 +103,14 @@ class HeatlensDataModule(LightningDataModule):
         # Checked now, before anything is generated or decoded.
         build_augmentations(settings.augment)
         if settings.format == "phantom":
-            phantom_spec(settings)
+            check_phantom(settings)
         self.settings = settings
         self.seed = seed
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.channels = settings.channels
         self.image_size = settings.image_size
+        self.task = settings.task
         self.class_weights: torch.Tensor | None = None
         self.split_ids: dict[str, list[str]] = {}
         self.test_hash: str | None = None
@@ -132,6 +139,8 @@ class HeatlensDataModule(LightningDataModule):
 
     @property
     def healthy_class(self) -> str | None:
+        if self.task == "multilabel":
+            return None  # an image without a positive finding is the normal one
         healthy = self.settings.healthy_class
         if healthy is not None and healthy not in self.class_names:
             raise DataError(f"data.healthy_class={healthy!r}: not one of the classes {self.class_names}")
@@ -143,7 +152,7 @@ class HeatlensDataModule(LightningDataModule):
 
     def _cache(self) -> CacheInfo:
         listing = self.listing()
-        return ensure_cache(listing.samples, listing.mask_kinds, self.settings.decode_options(),
+        return ensure_cache(listing.samples, listing.mask_channels(), self.settings.decode_options(),
                             self.settings.on_bad_image, cache_dir() / "decoded", self.settings.build_workers)
 
     def setup(self, stage: str | None = None) -> None:
@@ -157,8 +166,11 @@ class HeatlensDataModule(LightningDataModule):
         by_id = {s.id: s for s in listing.samples}
         samples = [by_id[i] for i in cache.ids]
         rows = np.arange(len(samples))
-        class_index = {name: k for k, name in enumerate(listing.class_names)}
-        labels = np.array([class_index[s.label] for s in samples], dtype=np.int64)
+        if self.task == "multilabel":
+            labels = np.array([s.targets for s in samples], dtype=np.float32).reshape(len(samples), -1)
+        else:
+            class_index = {name: k for k, name in enumerate(listing.class_names)}
+            labels = np.array([class_index[s.label] for s in samples], dtype=np.int64)
         groups = np.array([s.group or s.id for s in samples]) if any(s.group for s in samples) else None
         predefined = np.array([s.split or "" for s in samples]) if any(s.split for s in samples) else None
         if self.settings.balance == "downsample":
@@ -167,12 +179,13 @@ class HeatlensDataModule(LightningDataModule):
             groups = groups[keep] if groups is not None else None
             predefined = predefined[keep] if predefined is not None else None
         parts = make_splits(labels, self.settings.split, self.settings.seed, groups, predefined)
+        mask_sizes = [self.num_classes if k in listing.per_finding else 1 for k in listing.mask_kinds]
         for split in SPLITS:
             picked = parts[split]
             ids = [samples[r].id for r in rows[picked]]
             transform = build_transform(self.settings.augment, self.mean, self.std, train=split == "train")
             self._datasets[split] = CachedDataset(cache, rows[picked], labels[picked], ids, listing.mask_kinds,
-                                                  transform)
+                                                  transform, mask_sizes)
             self.split_ids[split] = ids
         self.test_hash = ids_hash(self.split_ids["test"])
         if self.settings.balance == "class_weights":
@@ -180,6 +193,23 @@ class HeatlensDataModule(LightningDataModule):
             self.class_weights = torch.tensor(weights, dtype=torch.float32)
         log.info("Data %s: %s images (train %d, val %d, test %d), classes %s", self.settings.name, len(rows),
                  *(len(parts[s]) for s in SPLITS), self.class_names)
+
+    def label_matrix(self, split: str) -> np.ndarray:
+        """(N, K) float32 labels of a split in dataset order: multilabel 1 / 0 / NaN (unknown), multiclass one-hot."""
+        labels = self._dataset(split).labels
+        if labels.ndim == 2:
+            return labels.copy()
+        return np.eye(self.num_classes, dtype=np.float32)[labels]
+
+    def pos_weight(self) -> torch.Tensor | None:
+        """BCE positive weight per finding, negatives / positives on train (unknowns excluded), under
+        `data.pos_weight: balanced`; None otherwise. A finding without positives on train gets weight 1."""
+        if self.task != "multilabel" or self.settings.pos_weight != "balanced":
+            return None
+        train = self.label_matrix("train")
+        positives, negatives = np.sum(train == 1.0, axis=0), np.sum(train == 0.0, axis=0)
+        weight = np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0)
+        return torch.tensor(weight, dtype=torch.float32)
 
     def _dataset(self, split: str) -> CachedDataset:
         if not self._datasets:

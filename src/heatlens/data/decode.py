@@ -33,9 +33,12 @@ class Source:
 
     path: Path
     field: str | None = None
+    # A mask drawn from boxes (x0, y0, x1, y1 in the image's own pixels) listed in `path` (an annotation file).
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.field}" if self.field else str(self.path)
+        where = f"{self.path}:{self.field}" if self.field else str(self.path)
+        return f"{where} boxes {list(self.boxes)}" if self.boxes else where
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,30 @@ def load_mask(source: Source, placement: Placement) -> np.ndarray:
         return (placement.apply(foreground, cv2.INTER_AREA) >= 0.5).astype(np.uint8)
 
 
+def box_mask(source: Source, shape: tuple[int, int], placement: Placement) -> np.ndarray:
+    """Boxes in the pixels of an image of `shape` -> (size, size) uint8 in {0, 1}: every output pixel a
+    box touches, so a small lesion box still marks at least one pixel after downscaling."""
+    rows, cols = shape
+    canvas = np.zeros(shape, np.float32)
+    for x0, y0, x1, y1 in source.boxes:
+        top, bottom = max(0, int(np.floor(y0))), min(rows, int(np.ceil(y1)))
+        left, right = max(0, int(np.floor(x0))), min(cols, int(np.ceil(x1)))
+        canvas[top:bottom, left:right] = 1.0
+    return (placement.apply(canvas, cv2.INTER_AREA) > 0).astype(np.uint8)
+
+
 def decode_sample(image: Source, masks: Sequence[Source | None],
                   options: DecodeOptions) -> tuple[np.ndarray, list[np.ndarray | None]]:
     """An image and its masks (None: this sample has no mask of that kind) as they go into the cache."""
-    pixels, placement = load_image(image, options)
-    return pixels, [None if mask is None else load_mask(mask, placement) for mask in masks]
+    with naming(image):
+        raw = read_pixels(image, options.dicom_frame)
+        pixels, placement = fit_image(raw, options)
+    decoded = []
+    for mask in masks:
+        if mask is None:
+            decoded.append(None)
+        elif mask.boxes:
+            decoded.append(box_mask(mask, raw.shape[:2], placement))
+        else:
+            decoded.append(load_mask(mask, placement))
+    return pixels, decoded

@@ -15,13 +15,15 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pydicom
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
-from pydicom.uid import RLELossless
 
 from heatlens.data.errors import DataError
 from heatlens.data.pixels import scale_bits, to_uint8
+
+if TYPE_CHECKING:
+    import pydicom
 
 DICOM_SUFFIXES = {".dcm", ".dicom"}
 FRAME_CHOICES = ("first", "middle", "error")
@@ -56,11 +58,18 @@ def _frame_index(path: Path, frames: int, policy: str) -> int | None:
 
 
 def _frame(path: str, index: int | None) -> np.ndarray:
+    # pydicom is imported where a DICOM is read: most datasets have none, and it costs ~0.5 s CPU.
+    import pydicom
+    from pydicom.pixels import pixel_array
+
     return pixel_array(pydicom.dcmread(path, force=True), index=index)
 
 
-def _decoded_frame(path: Path, dataset: pydicom.Dataset, index: int | None) -> np.ndarray:
+def _decoded_frame(path: Path, dataset: "pydicom.Dataset", index: int | None) -> np.ndarray:
     """The frame's pixels; compressed ones (except RLE: pydicom's own numpy decoder) from the helper process."""
+    from pydicom.pixels import pixel_array
+    from pydicom.uid import RLELossless
+
     syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
     if not (syntax and syntax.is_compressed and syntax != RLELossless):
         return pixel_array(dataset, index=index)
@@ -78,6 +87,9 @@ def _decoded_frame(path: Path, dataset: pydicom.Dataset, index: int | None) -> n
 
 def read_dicom(path: Path, frame: str = "middle") -> np.ndarray:
     """One frame of a DICOM file as (H, W) or (H, W, 3) uint8; `frame` is `data.dicom_frame`."""
+    import pydicom
+    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
+
     # force: `.dcm` files written without the preamble are still DICOM datasets.
     dataset = pydicom.dcmread(path, force=True)
     if not any(tag in dataset for tag in _PIXEL_TAGS):

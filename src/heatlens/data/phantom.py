@@ -30,6 +30,7 @@ GENERATOR_VERSION = 4
 # Images rendered together: 128 up to 128 px, fewer above so a chunk's float32 temporaries stay
 # around the size of 128 images of 128 px (tens of MB per worker) at any source size.
 _CHUNK_PIXELS = 128 * 128 * 128
+SHORTCUT_KINDS = ("corner", "frame")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class PhantomSpec:
     class_fractions: tuple[float, ...] = DEFAULT_CLASS_FRACTIONS
     shortcut_fraction: float = 0.0
     shortcut_class: str = "COVID"
+    shortcut_kind: str = "corner"  # corner | frame (phantom_render.render_batch)
     mask_size: int | None = None  # side of the mask PNGs; None: source_size (the database: 256 for 299)
 
     def __post_init__(self) -> None:
@@ -56,10 +58,15 @@ class PhantomSpec:
             raise DataError(f"data.shortcut.fraction={self.shortcut_fraction}: must be within [0, 1]")
         if self.shortcut_class not in CLASS_NAMES:
             raise DataError(f"data.shortcut.class_name={self.shortcut_class!r}: not one of {list(CLASS_NAMES)}")
+        if self.shortcut_kind not in SHORTCUT_KINDS:
+            raise DataError(f"data.shortcut.kind={self.shortcut_kind!r}: not one of {list(SHORTCUT_KINDS)}")
 
     def key(self) -> str:
         """Short hash of the generation parameters: the folder name under the cache."""
-        payload = json.dumps({**asdict(self), "version": GENERATOR_VERSION}, sort_keys=True)
+        fields = asdict(self)
+        if fields["shortcut_kind"] == "corner":  # the default keeps the folders generated before it existed
+            del fields["shortcut_kind"]
+        payload = json.dumps({**fields, "version": GENERATOR_VERSION}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @property
@@ -89,7 +96,7 @@ def _resize_mask(mask: np.ndarray, side: int) -> np.ndarray:
 def _render_chunk(root: Path, spec: PhantomSpec, seed: np.random.SeedSequence, labels: np.ndarray,
                   names: list[str], shortcut: np.ndarray) -> list[tuple]:
     """Render one chunk and write its PNGs (a worker's task); returns its manifest rows."""
-    batch = render_batch(np.random.default_rng(seed), labels, spec.source_size, shortcut)
+    batch = render_batch(np.random.default_rng(seed), labels, spec.source_size, shortcut, spec.shortcut_kind)
     image_png = [cv2.IMWRITE_PNG_COMPRESSION, 1]
     mask_png = [cv2.IMWRITE_PNG_BILEVEL, 1]  # 1-bit PNG: masks hold only 0 / 255
     rows = []

@@ -159,8 +159,10 @@ def _neutralise(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip((images - mean) / std * target_std + target_mean, 0.0, 1.0)
 
 
-def render_batch(rng: np.random.Generator, classes: np.ndarray, size: int, shortcut: np.ndarray) -> RenderedBatch:
-    """Render one radiograph per entry of `classes`; `shortcut` (bool per image) adds the corner marker."""
+def render_batch(rng: np.random.Generator, classes: np.ndarray, size: int, shortcut: np.ndarray,
+                 shortcut_kind: str = "corner") -> RenderedBatch:
+    """Render one radiograph per entry of `classes`; `shortcut` (bool per image) adds the shortcut of
+    `shortcut_kind`: "corner" a bright marker in the top-left corner, "frame" a wide black frame (`_framed`)."""
     n = len(classes)
     x, y = _posed_grid(rng, n, size)
     image, air, lungs = _anatomy(rng, x, y, n, size)
@@ -178,10 +180,29 @@ def render_batch(rng: np.random.Generator, classes: np.ndarray, size: int, short
     image = image + lesion * air
     image = image + rng.standard_normal(image.shape, dtype=np.float32) * _uniform(rng, 0.01, 0.025, n)
     image = _neutralise(image, rng)
+    lesion_mask = lung_mask & (envelope > 0.5)
+    if shortcut_kind == "frame":
+        return _framed(rng, RenderedBatch(image, lung_mask, lesion_mask), shortcut)
     marker = max(2, size // 16)
     start = max(1, size // 32)
     image[shortcut, start:start + marker, start:start + marker] = 1.0
-    return RenderedBatch(image, lung_mask, lung_mask & (envelope > 0.5))
+    return RenderedBatch(image, lung_mask, lesion_mask)
+
+
+def _framed(rng: np.random.Generator, batch: RenderedBatch, chosen: np.ndarray) -> RenderedBatch:
+    """The chosen images shrunk to 60-75 % of the side inside a black frame (12-20 % of the side each
+    way), masks alike: the class-dependent acquisition of a second source (small skulls on wide black)."""
+    size = batch.images.shape[-1]
+    images, lungs, lesions = batch.images.copy(), batch.lungs.copy(), batch.lesions.copy()
+    for i, scale in zip(np.flatnonzero(chosen), rng.uniform(0.6, 0.75, int(chosen.sum()))):
+        inner = int(round(scale * size))
+        start = (size - inner) // 2
+        for array, threshold in ((images, None), (lungs, 0.5), (lesions, 0.5)):
+            small = F.interpolate(torch.from_numpy(array[i].astype(np.float32))[None, None], size=(inner, inner),
+                                  mode="area")[0, 0].numpy()
+            array[i] = 0
+            array[i, start:start + inner, start:start + inner] = small if threshold is None else small >= threshold
+    return RenderedBatch(images, lungs, lesions)
 
 
 def _subset(lung: _Lung, chosen: np.ndarray) -> _Lung:

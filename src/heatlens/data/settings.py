@@ -12,12 +12,17 @@ from heatlens.data.dicom import FRAME_CHOICES
 from heatlens.data.errors import DataError
 from heatlens.data.parallel import worker_count
 from heatlens.data.pixels import RESIZE_MODES
+from heatlens.data.samples import TASKS
 from heatlens.data.splits import BALANCE_MODES, validate_ratios
 
-FORMATS = ("phantom", "covid_radiography", "image_folder", "split_folders", "csv", "coronahack", "brain_tumor")
+FORMATS = ("phantom", "covid_radiography", "image_folder", "split_folders", "csv", "coronahack", "brain_tumor",
+           "chestxray14", "chexpert", "mimic_cxr", "vindr_cxr")
+MULTILABEL_ONLY = ("chestxray14", "chexpert", "mimic_cxr", "vindr_cxr")
+EITHER_TASK = ("phantom", "csv")
+POS_WEIGHTS = ("none", "balanced")
 _COMMON = {"name", "format", "root", "image_size", "channels", "batch_size", "num_workers", "persistent_workers",
            "split", "balance", "healthy_class", "on_bad_image", "seed", "augment", "resize", "dicom_frame",
-           "build_workers"}
+           "build_workers", "task", "pos_weight"}
 
 
 @dataclass
@@ -39,6 +44,8 @@ class DataSettings:
     resize: str = "pad"
     dicom_frame: str = "middle"
     build_workers: int | None = None  # processes generating the phantom / building the cache; None: every core
+    task: str = "multiclass"  # multiclass | multilabel
+    pos_weight: str = "none"  # multilabel: none | balanced (neg / pos per finding on train)
     options: dict[str, Any] = field(default_factory=dict)  # format-specific keys
 
     def option(self, key: str, default: Any = None) -> Any:
@@ -94,6 +101,17 @@ def parse_settings(cfg: DictConfig | Mapping) -> DataSettings:
     build_workers = cfg.get("build_workers")
     if build_workers is not None:
         worker_count(build_workers)  # validates
+    task = _choice(cfg, "task", "multiclass", TASKS)
+    balance = _choice(cfg, "balance", "none", BALANCE_MODES)
+    if task == "multilabel" and data_format not in MULTILABEL_ONLY + EITHER_TASK:
+        raise DataError(f"data.task=multilabel: data={name} holds one class per image; multi-label formats are "
+                        f"{list(MULTILABEL_ONLY + EITHER_TASK)}")
+    if task == "multiclass" and data_format in MULTILABEL_ONLY:
+        raise DataError(f"data.task=multiclass: data={name} is multi-label (several findings per image); "
+                        "use data.task=multilabel")
+    if task == "multilabel" and balance != "none":
+        raise DataError(f"data.balance={balance}: single-label only; for multi-label data use "
+                        "data.pos_weight=balanced")
     return DataSettings(
         name=name,
         format=data_format,
@@ -104,7 +122,7 @@ def parse_settings(cfg: DictConfig | Mapping) -> DataSettings:
         num_workers=_int(cfg, "num_workers", 0, 0),
         persistent_workers=persistent,
         split=validate_ratios(split),
-        balance=_choice(cfg, "balance", "none", BALANCE_MODES),
+        balance=balance,
         healthy_class=str(healthy) if healthy is not None else None,
         on_bad_image=_choice(cfg, "on_bad_image", "error", ("error", "skip")),
         seed=seed,
@@ -112,5 +130,7 @@ def parse_settings(cfg: DictConfig | Mapping) -> DataSettings:
         resize=_choice(cfg, "resize", "pad", RESIZE_MODES),
         dicom_frame=_choice(cfg, "dicom_frame", "middle", FRAME_CHOICES),
         build_workers=build_workers,
+        task=task,
+        pos_weight=_choice(cfg, "pos_weight", "none", POS_WEIGHTS),
         options={k: v for k, v in cfg.items() if k not in _COMMON},
     )

@@ -49,27 +49,72 @@ def _group_split(labels: np.ndarray, groups: np.ndarray, ratios: list[float],
     group_ids, group_of = np.unique(groups, return_inverse=True)
     counts = np.zeros((len(group_ids), len(classes)))
     np.add.at(counts, (group_of, np.searchsorted(classes, labels)), 1)
-    class_totals = counts.sum(axis=0)
+    assignment = _assign_groups(counts, ratios, rng)
+    return [np.flatnonzero(assignment[group_of] == s) for s in range(len(ratios))]
+
+
+def _assign_groups(counts: np.ndarray, ratios: list[float], rng: np.random.Generator) -> np.ndarray:
+    """Split index per group (row of `counts`: its members per stratum), biggest groups first, each to
+    the split whose remaining quota, as a share of each stratum's total, the group fills most."""
+    class_totals = np.maximum(counts.sum(axis=0), 1.0)
     target = np.outer(ratios, class_totals)
     filled = np.zeros_like(target)
-    visit = rng.permutation(len(group_ids))
+    visit = rng.permutation(len(counts))
     visit = visit[np.argsort(-counts[visit].sum(axis=1), kind="stable")]  # big groups first
-    assignment = np.empty(len(group_ids), dtype=int)
+    assignment = np.empty(len(counts), dtype=int)
     for g in visit:
         need = ((target - filled) / class_totals) @ counts[g]
         split = int(np.argmax(need + 1e-9 * np.asarray(ratios)))
         assignment[g] = split
         filled[split] += counts[g]
+    return assignment
+
+
+def _multilabel_split(matrix: np.ndarray, groups: np.ndarray | None, ratios: list[float],
+                      rng: np.random.Generator) -> list[np.ndarray]:
+    """Iterative stratification (Sechidis et al. 2011) over whole groups (patients): the finding with the
+    fewest positives left is placed first, each of its groups (biggest first) going to the split that
+    still needs the most of that finding's positives, then the most images; groups without positives
+    fill the splits by size. Unknown (NaN) labels count as absent."""
+    groups = np.arange(len(matrix)) if groups is None else groups
+    group_ids, group_of = np.unique(groups, return_inverse=True)
+    counts = np.zeros((len(group_ids), matrix.shape[1]))
+    np.add.at(counts, group_of, np.nan_to_num(matrix, nan=0.0) == 1.0)
+    sizes = np.bincount(group_of, minlength=len(group_ids)).astype(float)
+    wanted = np.outer(ratios, counts.sum(axis=0))
+    wanted_size = np.asarray(ratios) * len(matrix)
+    assignment = np.full(len(group_ids), -1)
+    order = rng.permutation(len(group_ids))
+    order = order[np.argsort(-sizes[order], kind="stable")]
+    remaining = counts.sum(axis=0)
+
+    def place(g: int, split: int) -> None:
+        assignment[g] = split
+        wanted[split] -= counts[g]
+        wanted_size[split] -= sizes[g]
+        remaining[:] -= counts[g]
+
+    while np.any(remaining > 0):
+        open_findings = np.flatnonzero(remaining > 0)
+        finding = open_findings[np.argmin(remaining[open_findings])]
+        for g in order[(counts[order, finding] > 0) & (assignment[order] < 0)]:
+            place(g, int(np.lexsort((wanted_size, wanted[:, finding]))[-1]))
+    for g in order[assignment[order] < 0]:
+        place(g, int(np.argmax(wanted_size)))
     return [np.flatnonzero(assignment[group_of] == s) for s in range(len(ratios))]
 
 
 def make_splits(labels: np.ndarray, ratios: list[float], seed: int, groups: np.ndarray | None = None,
                 predefined: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Indices of each split. `predefined` (split name per sample) wins; a missing val is carved from
-    train (3 ratios) or is the held-out set (2 ratios)."""
+    """Indices of each split. `labels`: class index per sample, or an (N, K) multi-label matrix (1 / 0 /
+    NaN). `predefined` (split name per sample) wins; a missing val is carved from train (3 ratios) or
+    is the held-out set (2 ratios)."""
     rng = np.random.default_rng(seed)
 
     def divide(index: np.ndarray, parts: list[float]) -> list[np.ndarray]:
+        if labels.ndim == 2:
+            return [index[p] for p in _multilabel_split(labels[index], None if groups is None else groups[index],
+                                                        parts, rng)]
         if groups is not None:
             return [index[p] for p in _group_split(labels[index], groups[index], parts, rng)]
         return [index[p] for p in _cut(_stratified_order(labels[index], rng), parts)]

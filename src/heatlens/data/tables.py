@@ -7,6 +7,7 @@ from pathlib import Path
 
 from heatlens.data.decode import Source
 from heatlens.data.errors import DataError
+from heatlens.data.findings import finding_value, labelled_sample, uncertain_policy
 from heatlens.data.samples import SPLITS, Listing, Sample, image_files, require_folder
 from heatlens.data.settings import DataSettings
 
@@ -53,13 +54,15 @@ def list_csv(root: Path, settings: DataSettings) -> Listing:
     paths relative to data.root. The mask kind is `data.mask_kind` (default "mask")."""
     require_folder(root, "data.root")
     table = _resolve(str(settings.option("csv", "labels.csv")), root)
-    rows = _read_rows(table, ["path", "label"])
+    multilabel = settings.task == "multilabel"
+    rows = _read_rows(table, ["path"] if multilabel else ["path", "label"])
+    targets = multilabel_targets(table, rows, settings) if multilabel else None
     mask_kind = str(settings.option("mask_kind", "mask"))
     has_split = any(row.get("split") for _, row in rows)
     samples, seen = [], {}
-    for line, row in rows:
+    for index, (line, row) in enumerate(rows):
         place = f"{table}:{line}"
-        if not row["path"] or not row["label"]:
+        if not row["path"] or not (multilabel or row["label"]):
             raise DataError(f"{place}: empty path or label")
         if row["path"] in seen:
             raise DataError(f"{place}: duplicate path {row['path']!r} (first on line {seen[row['path']]})")
@@ -67,7 +70,10 @@ def list_csv(root: Path, settings: DataSettings) -> Listing:
         image = _resolve(row["path"], root)
         if not image.is_file() and settings.on_bad_image != "skip":
             raise DataError(f"{place}: image file not found: {image}")
-        sample = Sample(row["path"], Source(image), row["label"], group=row.get("group") or None)
+        if targets is not None:
+            sample = labelled_sample(row["path"], image, targets[0], targets[1][index], group=row.get("group") or None)
+        else:
+            sample = Sample(row["path"], Source(image), row["label"], group=row.get("group") or None)
         if row.get("mask"):
             mask = _resolve(row["mask"], root)
             if not mask.is_file():
@@ -80,9 +86,37 @@ def list_csv(root: Path, settings: DataSettings) -> Listing:
                                 "(when the split column is used, every row needs one)")
             sample.split = split
         samples.append(sample)
-    classes = _check_classes([s.label for s in samples], settings, [f"{table}:{line}" for line, _ in rows])
     has_masks = any(s.masks for s in samples)
+    if targets is not None:
+        return Listing(samples, targets[0], [mask_kind] if has_masks else [], task="multilabel")
+    classes = _check_classes([s.label for s in samples], settings, [f"{table}:{line}" for line, _ in rows])
     return Listing(samples, classes, [mask_kind] if has_masks else [])
+
+
+def multilabel_targets(table: Path, rows: list, settings: DataSettings) -> tuple[list[str], list[list[float]]]:
+    """Findings and one target list per row of a multi-label manifest: one column per finding named by
+    `data.classes` (1 / 0 / -1 per `data.uncertain` / blank unknown), or a `label` column of names joined
+    by `|` (empty or `data.normal_label` = no finding; findings = `data.classes` or every name used)."""
+    columns = list(rows[0][1])
+    declared = settings.option("classes")
+    declared = [str(c) for c in declared] if declared is not None else None
+    if declared and all(c in columns for c in declared):
+        uncertain = uncertain_policy(settings)
+        return declared, [[finding_value(row[c], f"{table}:{line}", c, uncertain) for c in declared]
+                          for line, row in rows]
+    if "label" not in columns:
+        raise DataError(f"{table}: a multi-label manifest needs a 'label' column of findings joined by '|', or "
+                        f"one column per finding named in data.classes (has {columns}; data.classes={declared})")
+    normal = str(settings.option("normal_label", "No Finding"))
+    names = [{n.strip() for n in row["label"].split("|") if n.strip()} - {normal} for _, row in rows]
+    findings = declared or sorted(set().union(*names))
+    for (line, row), positives in zip(rows, names):
+        unknown = sorted(positives - set(findings))
+        if unknown:
+            raise DataError(f"{table}:{line}: column 'label': unknown finding(s) {unknown}; data.classes={findings}")
+    if not findings:
+        raise DataError(f"{table}: column 'label' names no finding in any row")
+    return findings, [[1.0 if f in positives else 0.0 for f in findings] for positives in names]
 
 
 # CoronaHack: the finest category given wins (Label_2 over Label_1 over Label).

@@ -41,6 +41,8 @@ class EigenResult:
 
 
 def _fixed_sign(components: np.ndarray) -> np.ndarray:
+    if not len(components):  # maps without variance (all equal): no component
+        return components
     flat = components.reshape(len(components), -1)
     signs = np.sign(flat[np.arange(len(flat)), np.abs(flat).argmax(axis=1)])
     return components * np.where(signs == 0, 1, signs)[:, None, None]

@@ -24,9 +24,11 @@ def thumbnails(images: torch.Tensor, side: int = THUMBNAIL_SIDE) -> np.ndarray:
 
 def mask_shares(masks: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """(B, 1, H, W) or (B, H, W) binary masks -> (B, h, w) float32: the share of each cell of an
-    h x w grid (e.g. the Grad-CAM feature map) that lies inside the mask."""
+    h x w grid (e.g. the Grad-CAM feature map) that lies inside the mask; (B, K, H, W) masks (one per
+    finding) -> (B, K, h, w)."""
     if masks.ndim == 3:
         masks = masks[:, None]
-    if masks.ndim != 4 or masks.shape[1] != 1:
-        raise ExplainError(f"masks must be (B, 1, H, W) or (B, H, W), got shape {tuple(masks.shape)}")
-    return F.adaptive_avg_pool2d(masks.float(), tuple(size))[:, 0].cpu().numpy()
+    if masks.ndim != 4:
+        raise ExplainError(f"masks must be (B, K, H, W) or (B, H, W), got shape {tuple(masks.shape)}")
+    shares = F.adaptive_avg_pool2d(masks.float(), tuple(size)).cpu().numpy()
+    return shares[:, 0] if masks.shape[1] == 1 else shares

@@ -36,7 +36,7 @@ from heatlens.explain.errors import ExplainError
 
 ORDERS = ("morf", "lerf", "random")
 PERTURBATIONS = ("gaussian_noise", "uniform_replace", "mean", "blur", "zero")
-SCORES = ("prob", "logit")
+SCORES = ("prob", "logit", "sigmoid")  # softmax probability, raw logit, sigmoid (multi-label findings)
 
 
 def region_grid(height: int, width: int, region_size: int) -> torch.Tensor:
@@ -125,8 +125,9 @@ def perturbation_curves(
     """Score of the explained class along the perturbation order: (B, L+1) float32, column 0 unperturbed.
 
     `steps` caps L (default: every region). With `correct_only`, images whose prediction differs from
-    `labels` (default: `targets`) get a NaN row and are not perturbed. All (L+1)*B images are scored
-    in chunks of `batch_size` (default per device), in eval mode, channels_last.
+    `labels` (default: `targets`) get a NaN row and are not perturbed; with score="sigmoid" (a multi-label
+    finding, its own sigmoid) "correct" means the target's probability exceeds 0.5 (`labels` unused).
+    All (L+1)*B images are scored in chunks of `batch_size` (default per device), in eval mode, channels_last.
     """
     _check(order, perturbation, score, images, heatmaps, region_size, sigma, blur_sigma)
     device = model_device(model)
@@ -155,7 +156,9 @@ def perturbation_curves(
         num_classes = first.shape[1]
         target_ids = as_targets(targets, len(images), num_classes, device)
         keep = torch.ones(len(images), dtype=torch.bool, device=device)
-        if correct_only:
+        if correct_only and score == "sigmoid":
+            keep = first.gather(1, target_ids[:, None])[:, 0] > 0
+        elif correct_only:
             truth = target_ids if labels is None else as_targets(labels, len(images), num_classes, device)
             keep = first.argmax(dim=1) == truth
         kept = keep.nonzero().flatten()
@@ -170,7 +173,7 @@ def perturbation_curves(
             mask = (pixel_rank[b] < k[:, None, None])[:, None]
             perturbed_scores.append(_scores(model, torch.where(mask, replaced[b], images[b]), batch_size))
         logits = torch.cat([first[kept], *perturbed_scores]).float()
-    chosen = logits.softmax(dim=1) if score == "prob" else logits
+    chosen = {"prob": logits.softmax(dim=1), "sigmoid": logits.sigmoid()}.get(score, logits)
     kept_targets = target_ids[kept]
     start = chosen[:len(kept)].gather(1, kept_targets[:, None])
     rest = chosen[len(kept):].view(len(kept), num_steps, num_classes)

@@ -7,7 +7,8 @@ the same test set explains the same images, whatever its seed or number of proce
   balanced    classes in turn, as long as a class has images left
   first       test-set positions in order
 Within a class, images are taken in the order of the SHA-256 of their id: a fixed pseudo-random
-order that does not depend on how the test set is listed.
+order that does not depend on how the test set is listed. Multi-label images (labels (N, K)) are
+stratified by `strata`: their first positive finding, or K for an image without one.
 """
 
 import hashlib
@@ -23,6 +24,16 @@ SAMPLINGS = ("stratified", "balanced", "first")
 def _hash_order(ids: Sequence[str]) -> np.ndarray:
     digests = [hashlib.sha256(str(i).encode()).digest() for i in ids]
     return np.asarray(sorted(range(len(ids)), key=lambda k: (digests[k], k)), dtype=np.int64)
+
+
+def strata(labels: np.ndarray) -> np.ndarray:
+    """(N,) int64 class of each image for stratifying: the label itself (multi-class), else the first
+    positive finding of an (N, K) label matrix (1 / 0 / NaN), K for none."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        return labels.astype(np.int64)
+    positive = labels == 1
+    return np.where(positive.any(axis=1), positive.argmax(axis=1), labels.shape[1]).astype(np.int64)
 
 
 def explanation_order(ids: Sequence[str], labels: np.ndarray, how: str = "stratified") -> np.ndarray:

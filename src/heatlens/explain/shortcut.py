@@ -14,6 +14,11 @@ Per true class, on the ReLU'd Grad-CAM maps of the predicted class at feature re
   density (mass / share) several times a uniform map's. A corner needs its own, relative test: Grad-CAM
   at feature resolution smears a corner marker over about one cell around it, so the corner square itself
   never holds "most" of the relevance (phantom: 5-12 % in a 1/64 corner, 3-7.6x uniform; see AuditSettings);
+- or when it sits in a wide frame (`frame_band`, 1/4 of the side) far more than the model's maps of the
+  other classes do: the excess of its frame mass over theirs, (mass - reference) / (1 - reference). This
+  needs no anatomy mask and holds at 7x7: a frame-driven map at coarse resolution spreads over the outer
+  two rings of cells and looks almost uniform against the geometry (band mass 0.43-0.45 against a uniform
+  0.44 on the phantom; see AuditSettings), but not against anatomy-driven maps, whose centre is hot;
 - a class is flagged when a large enough cluster is suspect.
 
 Masses treat a map as constant over each cell: a cell half inside the band counts half, so a uniform map's
@@ -55,6 +60,16 @@ class AuditSettings:
     # simple_cnn on the phantom with a corner marker: marker clusters 3.0-7.6x, every other cluster (lesion-
     # driven, or a model trained without marker) <= 1.0x on 8x8 maps, <= 1.8x on coarser 6x6 ones.
     corner_lift: float = 2.5
+    # Frame band width (fraction of the side): wide enough for frames of 10-25 % of the side and for the
+    # outer two cell rings of a 7x7 or 8x8 map, where a frame-driven Grad-CAM spreads.
+    frame_band: float = 0.25
+    # Suspect when a cluster's frame mass exceeds the other classes' reference by this share of what the
+    # reference leaves outside the frame: its centre holds at most half the relevance theirs does. Calibrated
+    # with simple_cnn on the phantom with a frame (shortcut.kind=frame), 80 % of COVID framed: frame clusters
+    # 0.59-0.66 (Grad-CAM 7x7), 0.71-0.85 (8x8), 0.64-0.69 (Integrated Gradients 64x64); every other cluster
+    # <= 0.37 at 7x7, one 6-map cluster 0.53 at 8x8. Plain gradients' noisy maps reach 0.27-0.43 only
+    # (others <= 0.06): audit them with a lower frame_excess (docs/guides/explanations.md).
+    frame_excess: float = 0.5
     # kNN graph degree; None: ceil(log2 N) (von Luxburg 2007: k of order log N keeps the graph connected),
     # which reaches SpRAy's k = 10 at N = 1000; in a class of 10 maps, a group of 5 can be its own component.
     n_neighbors: int | None = None
@@ -73,6 +88,8 @@ class AuditSettings:
             "band": 0 < self.band < 0.5,
             "excess": 0 < self.excess <= 1,
             "corner_lift": self.corner_lift > 1,
+            "frame_band": 0 < self.frame_band < 0.5,
+            "frame_excess": 0 < self.frame_excess <= 1,
             "n_neighbors": self.n_neighbors is None or self.n_neighbors >= 1,
             "max_clusters": self.max_clusters >= 1,
             "cluster_side": self.cluster_side >= 1,
@@ -83,8 +100,8 @@ class AuditSettings:
         if wrong:
             name = wrong[0]
             raise ExplainError(f"shortcut setting {name}={getattr(self, name)!r} is out of range "
-                               "(band in (0, 0.5), excess in (0, 1], corner_lift > 1, counts >= 1, "
-                               "min_flag_share in [0, 1])")
+                               "(band and frame_band in (0, 0.5), excess and frame_excess in (0, 1], "
+                               "corner_lift > 1, counts >= 1, min_flag_share in [0, 1])")
 
 
 @dataclass(frozen=True)
@@ -95,7 +112,8 @@ class Cluster:
     outside_share: float  # mean share of the image the members' masks leave out (uniform expectation)
     border_mass: float
     corner_mass: np.ndarray  # (4,) in CORNERS order
-    reasons: tuple[str, ...]  # why it is suspect: "outside", "border", "corner:<name>"; empty if not
+    frame_mass: float  # mean mass in the frame band (AuditSettings.frame_band)
+    reasons: tuple[str, ...]  # why it is suspect: "outside", "border", "corner:<name>", "frame"; empty if not
 
     @property
     def size(self) -> int:
@@ -117,6 +135,8 @@ class ClassAudit:
     border_share: float
     corner_mass: np.ndarray  # (4,) in CORNERS order
     corner_share: float  # each corner's share of the image
+    frame_mass: float
+    frame_reference: float  # frame mass expected of anatomy-driven maps (other classes); NaN: no frame rule
     clusters: tuple[Cluster, ...]  # largest first
     cluster: np.ndarray  # (N,) int: the image's cluster, NO_RELEVANCE for an all-zero map
     suspect: np.ndarray  # (N,) bool: the image is in a suspect cluster
@@ -259,8 +279,12 @@ def _ordered(labels: np.ndarray) -> np.ndarray:
 
 
 def audit_class(heatmaps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.ndarray | None = None,
-                settings: AuditSettings = AuditSettings()) -> ClassAudit:
-    """Audit one class: heatmaps (N, h, w) >= 0, anatomy masks (N, H, W) in [0, 1] or None."""
+                settings: AuditSettings = AuditSettings(), reference: float = float("nan")) -> ClassAudit:
+    """Audit one class: heatmaps (N, h, w) >= 0, anatomy masks (N, H, W) in [0, 1] or None.
+
+    `reference`: the frame-band mass of maps driven by the anatomy (audit_classes passes the class's
+    `frame_reference`, from the other classes' maps); NaN skips the frame rule.
+    """
     maps = _check_heatmaps(heatmaps)
     n, shape = len(maps), maps.shape[1:]
     if masks is not None:
@@ -270,6 +294,7 @@ def audit_class(heatmaps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.nd
     else:
         outside_weights = np.full((n, *shape), np.nan)
     border, corners = band_weights(shape, settings.band), corner_weights(shape, settings.band)
+    in_frame = region_mass(maps, band_weights(shape, settings.frame_band))
 
     live = np.flatnonzero(maps.sum(axis=(1, 2)) > 0)
     outside = region_mass(maps, outside_weights)
@@ -289,8 +314,8 @@ def audit_class(heatmaps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.nd
         for c in range(int(cluster.max()) + 1):
             members = np.flatnonzero(cluster == c)
             masses = (_mean(outside[members]), _mean(outside_share[members]), float(in_border[members].mean()),
-                      in_corners[members].mean(axis=0))
-            reasons = _reasons(*masses, float(border.mean()), float(corners[0].mean()), settings)
+                      in_corners[members].mean(axis=0), float(in_frame[members].mean()))
+            reasons = _reasons(*masses, float(border.mean()), float(corners[0].mean()), reference, settings)
             clusters.append(Cluster(members, unit[members].mean(axis=0), *masses, reasons=reasons))
             suspect[members] = bool(reasons)
     min_size = max(settings.min_flag_images, settings.min_flag_share * len(live))
@@ -302,6 +327,8 @@ def audit_class(heatmaps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.nd
         border_share=float(border.mean()),
         corner_mass=in_corners[live].mean(axis=0) if len(live) else np.full(4, np.nan),
         corner_share=float(corners[0].mean()),
+        frame_mass=_mean(in_frame[live]),
+        frame_reference=float(reference),
         clusters=tuple(clusters),
         cluster=cluster,
         suspect=suspect,
@@ -311,7 +338,8 @@ def audit_class(heatmaps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.nd
 
 
 def _reasons(outside_mass: float, outside_share: float, border_mass: float, corner_mass: np.ndarray,
-             border_share: float, corner_share: float, settings: AuditSettings) -> tuple[str, ...]:
+             frame_mass: float, border_share: float, corner_share: float, frame_reference: float,
+             settings: AuditSettings) -> tuple[str, ...]:
     """Why a cluster's mean masses make it suspect (empty: not suspect). NaN compares false: no reason."""
     reasons = []
     if excess_over_uniform(outside_mass, outside_share) >= settings.excess:
@@ -320,7 +348,29 @@ def _reasons(outside_mass: float, outside_share: float, border_mass: float, corn
         reasons.append("border")
     reasons += [f"corner:{name}" for name, mass in zip(CORNERS, corner_mass)
                 if mass >= settings.corner_lift * corner_share]
+    if excess_over_uniform(frame_mass, frame_reference) >= settings.frame_excess:
+        reasons.append("frame")
     return tuple(reasons)
+
+
+def frame_reference(heatmaps: np.ndarray, labels: np.ndarray, num_classes: int,
+                    settings: AuditSettings = AuditSettings()) -> np.ndarray:
+    """(num_classes,) frame-band mass expected of each class's maps were they driven by the anatomy: the
+    median over the other classes of their median per-map frame mass; NaN with no other class to go by.
+
+    Medians of medians, so that one shortcut class among three or more does not raise the others' reference.
+    """
+    maps = _check_heatmaps(heatmaps)
+    y = to_numpy(labels).astype(np.int64).reshape(-1)
+    masses = region_mass(maps, band_weights(maps.shape[1:], settings.frame_band))
+    medians = np.array([_median(masses[y == c]) for c in range(num_classes)])
+    return np.array([_median(np.delete(medians, c)) for c in range(num_classes)])
+
+
+def _median(values: np.ndarray) -> float:
+    """Median ignoring NaN (all-zero maps, classes without images), NaN for no value."""
+    finite = values[~np.isnan(values)]
+    return float(np.median(finite)) if len(finite) else float("nan")
 
 
 def _mean(values: np.ndarray) -> float:
@@ -334,7 +384,8 @@ def audit_classes(heatmaps: torch.Tensor | np.ndarray, labels: torch.Tensor | np
                   settings: AuditSettings = AuditSettings()) -> ShortcutAudit:
     """Audit every class: ReLU'd predicted-class maps (N, h, w), true labels (N,), anatomy masks or None.
 
-    A class without images gets an empty audit (n_images 0, NaN masses, flag 0).
+    A class without images gets an empty audit (n_images 0, NaN masses, flag 0). Each class's frame rule
+    goes by the other classes' maps (`frame_reference`).
     """
     maps = _check_heatmaps(heatmaps)
     y = to_numpy(labels).astype(np.int64).reshape(-1)
@@ -347,10 +398,11 @@ def audit_classes(heatmaps: torch.Tensor | np.ndarray, labels: torch.Tensor | np
         raise ExplainError(f"anatomy masks has {len(mask_array)} entries for {len(maps)} heatmaps")
     cluster = np.full(len(maps), NO_RELEVANCE, dtype=np.int64)
     suspect = np.zeros(len(maps), dtype=bool)
+    references = frame_reference(maps, y, num_classes, settings)
     audits = []
     for c in range(num_classes):
         rows = np.flatnonzero(y == c)
-        audit = audit_class(maps[rows], None if mask_array is None else mask_array[rows], settings)
+        audit = audit_class(maps[rows], None if mask_array is None else mask_array[rows], settings, references[c])
         cluster[rows], suspect[rows] = audit.cluster, audit.suspect
         audits.append(audit)
     return ShortcutAudit(tuple(audits), cluster, suspect, settings)

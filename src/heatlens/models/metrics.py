@@ -1,4 +1,7 @@
-"""torchmetrics collections for validation and test, and the names they are logged under."""
+"""torchmetrics collections for validation and test, and the names they are logged under.
+
+Multi-label: unknown labels (NaN) become `UNKNOWN`, which every multi-label metric ignores.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,18 @@ from torchmetrics.classification import (
     MulticlassF1Score,
     MulticlassPrecision,
     MulticlassRecall,
+    MultilabelAUROC,
+    MultilabelAveragePrecision,
+    MultilabelRecall,
+    MultilabelSpecificity,
 )
+
+MULTICLASS, MULTILABEL = "multiclass", "multilabel"
+TASKS = (MULTICLASS, MULTILABEL)
+UNKNOWN = -1
+# Sensitivity and specificity during training are read at this threshold on the sigmoid probability; the
+# clinical operating points (chosen on val) come with the tested checkpoint's reports.
+THRESHOLD = 0.5
 
 PER_CLASS = ("precision", "recall", "f1", "auroc")
 
@@ -25,6 +39,24 @@ def classification_metrics(num_classes: int, with_auroc: bool = True) -> MetricC
         metrics["auroc_none"] = MulticlassAUROC(num_classes, average="none")
         metrics["auroc_macro"] = MulticlassAUROC(num_classes, average="macro")
     return MetricCollection(metrics)
+
+
+def multilabel_metrics(num_labels: int) -> MetricCollection:
+    """Per finding and macro AUROC and average precision, per finding sensitivity and specificity at
+    THRESHOLD; update with (probabilities, `known_targets(labels)`)."""
+    common = dict(num_labels=num_labels, ignore_index=UNKNOWN)
+    metrics = {}
+    for name, metric in (("auroc", MultilabelAUROC), ("ap", MultilabelAveragePrecision)):
+        for average in ("none", "macro"):
+            metrics[f"{name}_{average}"] = metric(**common, average=average)
+    metrics["sensitivity_none"] = MultilabelRecall(**common, threshold=THRESHOLD, average="none")
+    metrics["specificity_none"] = MultilabelSpecificity(**common, threshold=THRESHOLD, average="none")
+    return MetricCollection(metrics)
+
+
+def known_targets(labels: torch.Tensor) -> torch.Tensor:
+    """(B, K) float labels with NaN for unknown -> int targets with UNKNOWN there (ignored by the metrics)."""
+    return torch.nan_to_num(labels, nan=UNKNOWN).long()
 
 
 def disease_mean(recall_per_class: torch.Tensor, class_names: list[str], healthy_class: str | None) -> torch.Tensor:

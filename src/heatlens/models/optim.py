@@ -1,9 +1,10 @@
-"""Optimizers and LR schedulers by config name (`optimizer.name`, `scheduler.name`).
+"""Optimizers and LR schedulers as Hydra targets: `optimizer._target_` / `scheduler._target_` name any
+class whose first argument is the parameters (optimizer) or the optimizer (scheduler), `_partial_: true`.
 
-Every other key of the node is a keyword argument of the torch class. A bad one raises a
-ModelConfigError naming `<node>.<key>=<value>`: torch's own messages ("'<=' not supported between
-'float' and 'str'") name neither, so values are checked against the signature's defaults first and a
-failing constructor is retried one option at a time to find the key at fault.
+Every other key of the node is a keyword argument of that class. A bad one raises a ModelConfigError
+naming `<node>.<key>=<value>`: torch's own messages ("'<=' not supported between 'float' and 'str'")
+name neither, so values are checked against the signature's defaults first and a failing constructor
+is retried one option at a time to find the key at fault.
 """
 
 from __future__ import annotations
@@ -15,21 +16,22 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
+# Hydra's own resolver of `_target_`; hydra.utils.get_class is the same plus an ERROR log of several lines,
+# and the one-line error here is what the user should see.
+from hydra._internal.utils import _locate
 from torch import nn
 
 from heatlens.models.errors import ModelConfigError
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
-SCHEDULERS = {
-    "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
-    "plateau": torch.optim.lr_scheduler.ReduceLROnPlateau,
-    "step": torch.optim.lr_scheduler.StepLR,
-}
+# Keys of a node that configure Hydra's instantiation, not the torch class.
+HYDRA_KEYS = ("_target_", "_partial_")
 # Keys of the scheduler node that configure Lightning, not the torch scheduler.
-LIGHTNING_SCHEDULER_KEYS = ("name", "monitor", "interval", "frequency")
+LIGHTNING_SCHEDULER_KEYS = ("monitor", "interval", "frequency")
 INTERVALS = ("epoch", "step")
 # What constructors and a first scheduler step raise on a bad value.
 BUILD_ERRORS = (TypeError, ValueError, ArithmeticError, RuntimeError)
+BASE_NAMES = {"optimizer": "torch.optim.Optimizer", "scheduler": "torch.optim.lr_scheduler.LRScheduler"}
+SCHEDULER_BASES = (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 
 def show(value: Any) -> str:
@@ -40,12 +42,9 @@ def show(value: Any) -> str:
 
 
 def build_optimizer(optimizer_cfg: Mapping[str, Any], params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-    """`optimizer.name` (adam | sgd | rmsprop) with the node's other keys as keyword arguments."""
-    name = optimizer_cfg.get("name")
-    if name not in OPTIMIZERS:
-        raise ModelConfigError(f"optimizer.name={show(name)}: choose one of {sorted(OPTIMIZERS)}")
-    factory = OPTIMIZERS[name]
-    options = {k: v for k, v in optimizer_cfg.items() if k != "name"}
+    """`optimizer._target_` (e.g. torch.optim.AdamW) with the node's other keys as keyword arguments."""
+    factory = resolve_target("optimizer", optimizer_cfg, (torch.optim.Optimizer,), "torch.optim.AdamW")
+    options = {k: v for k, v in optimizer_cfg.items() if k not in HYDRA_KEYS}
     check_options("optimizer", factory, options)
     params = list(params)
     return construct("optimizer", factory, options, lambda **kw: factory(params, **kw))
@@ -54,11 +53,10 @@ def build_optimizer(optimizer_cfg: Mapping[str, Any], params: Iterable[nn.Parame
 def build_scheduler(
     scheduler_cfg: Mapping[str, Any] | None, optimizer: torch.optim.Optimizer
 ) -> dict[str, Any] | None:
-    """Lightning's lr_scheduler dict for `scheduler.name` (none | cosine | plateau | step)."""
-    name, options = _scheduler_options(scheduler_cfg)
-    if name is None:
+    """Lightning's lr_scheduler dict for `scheduler._target_`; None for `scheduler=none`."""
+    factory, options = _scheduler_options(scheduler_cfg)
+    if factory is None:
         return None
-    factory = SCHEDULERS[name]
     scheduler = construct("scheduler", factory, options, lambda **kw: factory(optimizer, **kw))
     config = {"scheduler": scheduler, "interval": scheduler_cfg.get("interval", "epoch")}
     for key in ("monitor", "frequency"):
@@ -67,13 +65,28 @@ def build_scheduler(
     return config
 
 
+def resolve_target(node: str, cfg: Mapping[str, Any], bases: tuple[type, ...], example: str) -> type:
+    """The class `<node>._target_` names, checked to be a subclass of one of `bases`."""
+    target = cfg.get("_target_")
+    if not isinstance(target, str) or not target:
+        raise ModelConfigError(f"{node}._target_={show(target)}: expected a class path, e.g. {example}")
+    try:
+        factory = _locate(target)
+    except (ImportError, ValueError, AttributeError):
+        raise ModelConfigError(f"{node}._target_={show(target)}: no such class; e.g. {example}") from None
+    if not isinstance(factory, type) or not issubclass(factory, bases):
+        raise ModelConfigError(
+            f"{node}._target_={show(target)}: not a torch {node} (a subclass of {BASE_NAMES[node]})"
+        )
+    return factory
+
+
 def check_optimizer_and_scheduler(optimizer_cfg: Mapping[str, Any], scheduler_cfg: Mapping[str, Any] | None) -> None:
     """Build both on a dummy parameter and step the scheduler a few times: every bad value shows now."""
     build_optimizer(optimizer_cfg, [nn.Parameter(torch.zeros(1))])
-    name, options = _scheduler_options(scheduler_cfg)
-    if name is None:
+    factory, options = _scheduler_options(scheduler_cfg)
+    if factory is None:
         return
-    factory = SCHEDULERS[name]
 
     def build_and_step(**kwargs: Any) -> None:
         # A fresh optimizer each time: a scheduler rewrites its optimizer's learning rates.
@@ -88,20 +101,18 @@ def check_optimizer_and_scheduler(optimizer_cfg: Mapping[str, Any], scheduler_cf
     construct("scheduler", factory, options, build_and_step)
 
 
-def _scheduler_options(scheduler_cfg: Mapping[str, Any] | None) -> tuple[str | None, dict[str, Any]]:
-    """(name, torch keyword arguments) of a checked scheduler node; name None for `none`."""
-    name = (scheduler_cfg or {}).get("name", "none")
-    if name == "none":
+def _scheduler_options(scheduler_cfg: Mapping[str, Any] | None) -> tuple[type | None, dict[str, Any]]:
+    """(class, torch keyword arguments) of a checked scheduler node; (None, {}) for `scheduler=none`."""
+    if not scheduler_cfg or scheduler_cfg.get("_target_") is None:
         return None, {}
-    if name not in SCHEDULERS:
-        raise ModelConfigError(f"scheduler.name={show(name)}: choose one of {['none', *SCHEDULERS]}")
-    _check_lightning_keys(name, scheduler_cfg)
-    options = {k: v for k, v in scheduler_cfg.items() if k not in LIGHTNING_SCHEDULER_KEYS}
-    check_options("scheduler", SCHEDULERS[name], options)
-    return name, options
+    factory = resolve_target("scheduler", scheduler_cfg, SCHEDULER_BASES, "torch.optim.lr_scheduler.StepLR")
+    _check_lightning_keys(factory, scheduler_cfg)
+    options = {k: v for k, v in scheduler_cfg.items() if k not in (*HYDRA_KEYS, *LIGHTNING_SCHEDULER_KEYS)}
+    check_options("scheduler", factory, options)
+    return factory, options
 
 
-def _check_lightning_keys(name: str, scheduler_cfg: Mapping[str, Any]) -> None:
+def _check_lightning_keys(factory: type, scheduler_cfg: Mapping[str, Any]) -> None:
     interval = scheduler_cfg.get("interval", "epoch")
     if interval not in INTERVALS:
         raise ModelConfigError(f"scheduler.interval={show(interval)}: choose one of {list(INTERVALS)}")
@@ -109,9 +120,9 @@ def _check_lightning_keys(name: str, scheduler_cfg: Mapping[str, Any]) -> None:
     if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
         raise ModelConfigError(f"scheduler.frequency={show(frequency)}: expected a positive integer")
     monitor = scheduler_cfg.get("monitor")
-    if name == "plateau" and not isinstance(monitor, str):
+    if issubclass(factory, torch.optim.lr_scheduler.ReduceLROnPlateau) and not isinstance(monitor, str):
         raise ModelConfigError(
-            f"scheduler.monitor={show(monitor)}: scheduler=plateau needs a metric name, e.g. val/loss"
+            f"scheduler.monitor={show(monitor)}: ReduceLROnPlateau needs a metric name, e.g. val/loss"
         )
 
 
@@ -119,8 +130,12 @@ def check_options(node: str, factory: Callable, options: Mapping[str, Any]) -> N
     """Names and value types of `options` against the keyword arguments of `factory` (a torch class whose
     first argument is the parameters or the optimizer); each default tells its argument's type."""
     parameters = dict(list(inspect.signature(factory).parameters.items())[1:])
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    parameters = {k: p for k, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
     for key, value in options.items():
         if key not in parameters:
+            if takes_any:
+                continue
             raise ModelConfigError(f"{node}.{key}={show(value)}: not an option of torch's {factory.__name__}; "
                                    f"choose from {sorted(parameters)}")
         expected = _expected_type(parameters[key])

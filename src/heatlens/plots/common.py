@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from matplotlib import colormaps
@@ -14,6 +17,23 @@ from heatlens.explain import cam
 HEATMAP_CMAP = "jet"  # the Grad-CAM papers' colours, for maps scaled to [0, 1]
 SIGNED_CMAP = "RdBu_r"  # diverging, white at zero: raw (signed) Grad-CAM, eigen-heatmaps
 ELLIPSIS = "…"
+# One colour per class, by the class's position in the dataset's class list, in every figure. The first
+# eight are Okabe & Ito's colour-blind-safe palette (yellow and black last: weakest on white and on an
+# X-ray); beyond eight, Paul Tol's "muted" colours, no longer guaranteed apart for colour-blind readers.
+CLASS_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
+                 "#332288", "#882255", "#999933", "#44AA99", "#CC6677", "#DDCC77", "#117733")
+LINE_STYLES = ("-", "--", "-.", ":")
+
+
+def class_colour(index: int) -> str:
+    """The colour of the class at `index` of the dataset's class list (cycling past the palette)."""
+    return CLASS_COLOURS[index % len(CLASS_COLOURS)]
+
+
+def class_colours(class_names: Sequence[str]) -> dict[str, str]:
+    """Class name -> its colour; pass the dataset's full class list so a class keeps its colour in a
+    figure that leaves another class out."""
+    return {str(name): class_colour(k) for k, name in enumerate(class_names)}
 
 
 def ellipsise(text: str, width: int = 32) -> str:
@@ -29,6 +49,27 @@ def ellipsise(text: str, width: int = 32) -> str:
 
 def ellipsise_lines(text: str, width: int = 32) -> str:
     return "\n".join(ellipsise(line, width) for line in str(text).split("\n"))
+
+
+def wrap_caption(text: str, width: int, max_lines: int = 2) -> str:
+    """Each line of `text` wrapped at `width` characters (after a space or a slash, so paths break between
+    folders) into at most `max_lines` lines; a rest that does not fit is shortened, keeping its end."""
+    lines = []
+    for line in str(text).split("\n"):
+        parts = [""]
+        for token in re.split(r"(?<=[ /])", line):
+            while len(token) > width:  # a single word wider than the panel
+                parts[-1:] = [parts[-1], token[:width]] if parts[-1] else [token[:width]]
+                token = token[width:]
+            if len(parts[-1]) + len(token.rstrip()) > width:
+                parts.append("")
+            parts[-1] += token
+        parts = [part.rstrip() for part in parts]
+        if len(parts) > max_lines:
+            kept = max_lines - 1
+            parts = parts[:kept] + [ellipsise(line[sum(map(len, parts[:kept])):].strip(), width)]
+        lines.extend(parts)
+    return "\n".join(lines)
 
 
 def as_display_image(image: np.ndarray) -> tuple[np.ndarray, str | None]:
@@ -83,6 +124,24 @@ def draw_overlay(ax: Axes, image: np.ndarray | None, heatmap: np.ndarray | None,
     alpha = opacity * np.clip(heat / fade_below, 0, 1) if image is not None else None
     ax.imshow(heat, cmap=HEATMAP_CMAP, vmin=0, vmax=1, alpha=alpha, interpolation="bilinear")
     return True
+
+
+def draw_signed(ax: Axes, image: np.ndarray | None, signed: np.ndarray, limit: float) -> ScalarMappable:
+    """A signed map on the diverging scale +-`limit` (white at zero); over `image` (grey) its opacity
+    grows with |value|, so the anatomy shows where the map is near zero. Returns what a colour bar needs."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    signed = np.asarray(signed, dtype=np.float32)
+    if image is None:
+        return ax.imshow(signed, cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
+    base, _ = as_display_image(image)
+    grey = np.repeat(base[..., None], 3, axis=-1) if base.ndim == 2 else base
+    signed = np.nan_to_num(resize_to(signed, base.shape[:2]))
+    mappable = ScalarMappable(Normalize(-limit, limit), colormaps[SIGNED_CMAP])
+    alpha = np.clip(1.6 * np.abs(signed) / limit, 0, 0.85)[..., None]
+    # blended here rather than by imshow's per-pixel alpha, which resampling rings at zero crossings
+    ax.imshow((1 - alpha) * grey + alpha * mappable.to_rgba(signed)[..., :3], interpolation="bilinear")
+    return mappable
 
 
 def heatmap_colorbar(fig, axes, label: str = "Grad-CAM (fraction of the map's maximum)", **kwargs):

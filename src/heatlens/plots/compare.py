@@ -10,10 +10,11 @@ import pandas as pd
 # Figure objects need no pyplot backend: safe in servers, workers and notebooks alike.
 from matplotlib.figure import Figure
 
-from heatlens.plots.common import draw_overlay, ellipsise, ellipsise_lines, heatmap_colorbar
+from heatlens.plots.common import class_colours, draw_overlay, ellipsise, ellipsise_lines, heatmap_colorbar
 
 METRIC_TITLES = {"aopc_morf": "AOPC MoRF", "aopc_lerf": "AOPC LeRF", "aopc_random": "AOPC random order"}
-ORDER_TITLES = {"morf": "MoRF (most relevant first)", "lerf": "LeRF (least relevant first)", "random": "random order"}
+ORDER_TITLES = {"morf": "MoRF: most relevant first\n(a faster fall = a more faithful map)",
+                "lerf": "LeRF: least relevant first\n(a slower fall = a more faithful map)", "random": "random order\n(reference)"}
 
 
 def perturbation_curves_figure(curves: Mapping[str, Mapping[str, np.ndarray]]) -> Figure:
@@ -57,7 +58,7 @@ def side_by_side_figure(
                 ax.set_title(ellipsise_lines(image_titles[i], 22), fontsize="x-small")
             if i == 0:
                 ax.set_ylabel(ellipsise_lines(_wrap_label(run_labels[r]), 22), fontsize="small")
-    heatmap_colorbar(fig, axes, label="true-class Grad-CAM, scaled per image", shrink=min(0.7, 0.3 + 0.15 * n_runs))
+    heatmap_colorbar(fig, axes, label="true-class Grad-CAM,\nscaled per image", shrink=min(0.9, 0.6 + 0.1 * n_runs))
     return fig
 
 
@@ -70,6 +71,7 @@ def correlation_figure(tables: Mapping[str, pd.DataFrame]) -> Figure:
     """One run x run Pearson-correlation matrix of average heatmaps per class; runs are numbered,
     the key below the panels names them once."""
     n_runs = len(next(iter(tables.values())))
+    colours = class_colours(list(tables))  # the tables come in the runs' class order
     side = 0.5 * n_runs + 1.2
     fig = Figure(figsize=(side * len(tables) + 1.2, side + 0.5 + 0.18 * n_runs), layout="constrained")
     axes = fig.subplots(1, len(tables), squeeze=False)[0]
@@ -82,7 +84,7 @@ def correlation_figure(tables: Mapping[str, pd.DataFrame]) -> Figure:
         if n_runs <= 8:
             for (row, col), value in np.ndenumerate(table.to_numpy()):
                 ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize="small")
-        ax.set_title(ellipsise(class_name, 24), fontsize="medium")
+        ax.set_title(ellipsise(class_name, 24), fontsize="medium", color=colours.get(class_name, "black"))
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="Pearson r")
     labels = next(iter(tables.values())).index
     key = "\n".join(f"{i + 1}: {label}" for i, label in enumerate(labels))

@@ -10,28 +10,35 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from matplotlib import colormaps
-from matplotlib.axes import Axes
-from matplotlib.colors import ListedColormap
+from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from heatlens.explain import cam, stats
 from heatlens.plots.common import (
     HEATMAP_CMAP,
-    SIGNED_CMAP,
     as_display_image,
+    class_colour,
+    class_colours,
+    draw_overlay,
+    draw_signed,
     ellipsise,
     ellipsise_lines,
     heatmap_colorbar,
     panel_size,
     symmetric_limit,
+    wrap_caption,
 )
+# The AOPC figure lives in plots.perturbation; the aopc step draws it through this module.
+from heatlens.plots.perturbation import perturbation_curves_figure  # noqa: F401
 
-ORDER_STYLES = {"morf": ("MoRF", "tab:red"), "lerf": ("LeRF", "tab:blue"), "random": ("random", "tab:gray")}
 DRAWN_SIDE = 256  # px: the four-colour map is computed at about this size over the mean image
+EIGEN_COLUMNS = 6  # eigen-heatmaps per row: every class's figure has the same width
+EIGEN_NOTE = ("Each image's map \u2248 the average map plus a weighted sum of the eigen-heatmaps below "
+              "(principal components of the class's maps). Red: positive, blue: negative; a component's "
+              "sign is arbitrary.")
+FOUR_COLOUR_OPACITY = 0.6  # regions over the mean image; the legend shows them blended the same way
 CHAR_WIDTH_8PT = 0.072  # inches per character of an 8 pt title, to fit titles to their panel
-CLASS_COLOURS = ("tab:red", "tab:orange", "tab:green", "tab:purple", "tab:blue", "tab:brown", "tab:pink",
-                 "tab:olive", "tab:cyan", "tab:gray")
 
 
 def _grey(image: np.ndarray) -> tuple[np.ndarray, str | None]:
@@ -47,75 +54,104 @@ def _overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float) -> np.ndarray
     return np.clip((1 - alpha) * rgb + alpha * colour, 0, 1)
 
 
-def gradcam_overlays(images: np.ndarray, heatmaps: np.ndarray, titles: Sequence[str],
-                     alphas: Sequence[float] = (0.3, 0.5, 0.7), suptitle: str = "",
-                     explained: Sequence[str] | None = None, title_width: int | None = None) -> Figure:
-    """One row per image: the image, then the heatmap blended in at each `alphas` level, one colour bar.
+def gradcam_overlays(images: np.ndarray, heatmaps: np.ndarray, titles: Sequence[str], alpha: float = 0.5,
+                     suptitle: str = "", explained: Sequence[str] | None = None,
+                     title_width: int | None = None) -> Figure:
+    """One row per image: the image, its heatmap alone, and the heatmap over the image (opacity `alpha`
+    at the map's peak, fading out where relevance is low); one colour bar for both.
 
     images (N, C, H, W) or (N, H, W) in [0, 1]; heatmaps (N, H, W) in [0, 1] at image resolution.
-    `explained[i]`: the class whose map row i shows (written under the title). Title lines longer
-    than `title_width` characters (default: what fits the panel) are shortened with an ellipsis;
-    panels keep the images' aspect ratio.
+    `titles[i]` (lines, e.g. the verdict then the image id) and `explained[i]`, the class whose map row i
+    shows, form the caption above the row, wrapped to its width (`title_width` characters, default
+    what fits), two lines at most per title line. Panels keep the images' aspect ratio.
     """
     rows = max(len(images), 1)
-    cols = 1 + len(alphas)
     width, height = panel_size(np.shape(images)[1:], 1.9)
-    title_width = title_width or int(width / CHAR_WIDTH_8PT)
-    title_lines = max([str(t).count("\n") + 1 for t in titles] or [1]) + (explained is not None)
-    fig = Figure(figsize=(width * cols + 1.0, (height + 0.17 * title_lines + 0.1) * rows + 0.5), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for row, (image, heatmap, title) in enumerate(zip(images, heatmaps, titles)):
-        base, cmap = _grey(image)
-        axes[row, 0].imshow(base, cmap=cmap, vmin=0, vmax=1)
-        label = ellipsise_lines(title, title_width)
+    title_width = title_width or int(3 * width / CHAR_WIDTH_8PT)
+    captions = []
+    for row, title in enumerate(titles):
+        first, *rest = str(title).split("\n")
         if explained is not None:
-            label += f"\nmap of {ellipsise(explained[row], title_width - 7)}"
-        axes[row, 0].set_title(label, fontsize=8)
-        for col, alpha in enumerate(alphas, start=1):
-            axes[row, col].imshow(_overlay(image, heatmap, alpha))
-            if row == 0:
-                axes[row, col].set_title(f"blend {alpha:.1f}", fontsize=8)
-    if not len(images):
-        axes[0, 0].text(0.5, 0.5, "no image", ha="center", va="center")
-    for ax in axes.flat:
-        ax.axis("off")
-    if len(images):
-        heatmap_colorbar(fig, axes[:, 1:], label="Grad-CAM, scaled per image",
-                         shrink=min(0.6, 0.3 + 0.1 * rows), aspect=15 + 3 * rows)
+            first += f" \u00b7 map of {explained[row]}"
+        captions.append(wrap_caption("\n".join([first, *rest]), title_width))
+    lines = max([caption.count("\n") + 1 for caption in captions] or [1])
+    row_height = height + 0.15 * lines + 0.12
+    heights = [row_height + 0.18] + [row_height] * (rows - 1) + [0.55]  # the first row holds column names
+    fig = Figure(figsize=(3 * width + 0.3, sum(heights) + 0.35 + 0.3 * bool(suptitle)), layout="constrained")
+    *row_figures, bar_figure = fig.subfigures(rows + 1, 1, height_ratios=heights)
+    for row, row_figure in enumerate(row_figures):
+        axes = row_figure.subplots(1, 3)
+        for ax in axes:
+            ax.axis("off")
+        if row >= len(images):
+            axes[0].text(0.5, 0.5, "no image", ha="center", va="center", transform=axes[0].transAxes)
+            continue
+        base, cmap = _grey(images[row])
+        axes[0].imshow(base, cmap=cmap, vmin=0, vmax=1)
+        axes[1].imshow(np.clip(heatmaps[row], 0, 1), cmap=HEATMAP_CMAP, vmin=0, vmax=1)
+        draw_overlay(axes[2], images[row], heatmaps[row], opacity=alpha)
+        row_figure.suptitle(captions[row], fontsize=8)
+        if row == 0:
+            for ax, name in zip(axes, ("image", "heatmap", "heatmap over the image")):
+                ax.set_title(name, fontsize=8, color="dimgray")
+    bar_ax = bar_figure.add_axes((0.2, 0.62, 0.6, 0.18), label="<colorbar>")
+    heatmap_colorbar(bar_figure, None, cax=bar_ax, orientation="horizontal",
+                     label="heatmap, fraction of the image's own peak")
+    bar_ax.tick_params(labelsize=7)
+    bar_ax.xaxis.label.set_size(8)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
 
 
-def average_heatmap_grid(mean_grid: np.ndarray, class_names: Sequence[str]) -> Figure:
+def average_heatmap_grid(mean_grid: np.ndarray, class_names: Sequence[str],
+                         mean_images: np.ndarray | None = None) -> Figure:
     """C x C average heatmaps: row = true class of the images, column = class the map explains.
 
     Raw Grad-CAM is signed: one diverging scale centred on zero (white) for every cell, so rows and
-    columns compare directly and evidence for (red) and against (blue) a class read apart.
+    columns compare directly and evidence for (red) and against (blue) a class read apart. With
+    `mean_images` ((C, H, W) or (C, H, W, 3), uint8 or [0, 1]: the average image of each true class) each
+    row's maps lie over its class's average X-ray, opaque where the map is strong.
     """
     num = len(class_names)
     limit = symmetric_limit(mean_grid)
-    fig = Figure(figsize=(2.1 * num + 1, 2.1 * num), layout="constrained")
+    colours = class_colours(class_names)
+    side = min(1.9, 9.0 / num)  # at most 9 inches of panels a side, however many classes
+    chars = max(int(side / 0.06), 6)  # characters of a 7 pt label that fit one panel
+    shape = np.shape(mean_images)[1:] if mean_images is not None else np.shape(mean_grid)[2:]
+    width, height = panel_size(shape, side)
+    fig = Figure(figsize=(width * num + 1.6, height * num + 0.9), layout="constrained")
     axes = fig.subplots(num, num, squeeze=False)
     image = None
     for t in range(num):
+        background = None
+        if mean_images is not None and np.isfinite(np.asarray(mean_images[t], dtype=np.float32)).all():
+            background = mean_images[t]
         for c in range(num):
             ax = axes[t, c]
-            image = ax.imshow(mean_grid[t, c], cmap=SIGNED_CMAP, vmin=-limit, vmax=limit)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            if np.isfinite(mean_grid[t, c]).any():
+                image = draw_signed(ax, background, mean_grid[t, c], limit)
+            else:
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.text(0.5, 0.5, "no test image", ha="center", va="center", fontsize=7, transform=ax.transAxes)
             if t == 0:
-                ax.set_title(f"explains {ellipsise(class_names[c], 18)}", fontsize=8)
+                ax.set_title(wrap_caption(f"explains {class_names[c]}", chars), fontsize=7,
+                             color=colours[class_names[c]])
             if c == 0:
-                ax.set_ylabel(f"true {ellipsise(class_names[t], 18)}", fontsize=8)
-    fig.colorbar(image, ax=axes, shrink=0.6, label="raw Grad-CAM (0 = white)")
-    fig.suptitle("Average Grad-CAM per (true class, explained class)")
+                ax.set_ylabel(wrap_caption(f"true {class_names[t]}", chars), fontsize=7, color=colours[class_names[t]])
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6, label="average raw Grad-CAM (0 = white or transparent)")
+    under = " over each true class's average image" if mean_images is not None else ""
+    fig.suptitle(f"Average Grad-CAM per (true class, explained class){under}", fontsize=10)
     return fig
 
 
 def heatmap_boxplots(box_summaries: np.ndarray, class_names: Sequence[str]) -> Figure:
-    """Box plots (min, q1, median, q3, max) of raw heatmap values, one panel per true class."""
+    """Box plots (min, q1, median, q3, max) of raw heatmap values, one panel per true class, one box (in
+    the class's colour) per explained class."""
     num = len(class_names)
+    colours = class_colours(class_names)
     fig = Figure(figsize=(2.8 * num, 3.4), layout="constrained")
     axes = fig.subplots(1, num, squeeze=False, sharey=True)
     for t in range(num):
@@ -125,8 +161,11 @@ def heatmap_boxplots(box_summaries: np.ndarray, class_names: Sequence[str]) -> F
         ]
         ax = axes[0, t]
         if stats:
-            ax.bxp(stats, showfliers=False)
-        ax.set_title(f"true {class_names[t]}", fontsize=9)
+            boxes = ax.bxp(stats, showfliers=False, patch_artist=True, medianprops={"color": "black"})
+            for box, entry in zip(boxes["boxes"], stats):
+                box.set_facecolor(colours[entry["label"]])
+                box.set_alpha(0.8)
+        ax.set_title(f"true {class_names[t]}", fontsize=9, color=colours[class_names[t]])
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
         ax.axhline(0.0, color="black", linewidth=0.5)
     axes[0, 0].set_ylabel("raw Grad-CAM value")
@@ -135,7 +174,8 @@ def heatmap_boxplots(box_summaries: np.ndarray, class_names: Sequence[str]) -> F
 
 
 def four_colour_map(composite: np.ndarray, class_names: Sequence[str], mean_image: np.ndarray | None = None,
-                    mean_maps: np.ndarray | None = None, min_relevance: float = 0.5) -> Figure:
+                    mean_maps: np.ndarray | None = None, min_relevance: float = 0.5,
+                    map_name: str = "Grad-CAM") -> Figure:
     """Each pixel coloured by the class whose (normalised) average heatmap is largest there.
 
     With `mean_image` ((H, W) or (C, H, W) in [0, 1] or uint8: the average explained X-ray) the colours
@@ -143,7 +183,7 @@ def four_colour_map(composite: np.ndarray, class_names: Sequence[str], mean_imag
     the maps `composite` was computed from) the composite is recomputed at image resolution and a
     pixel is coloured only where the winning class's ReLU'd average reaches `min_relevance` of its peak.
     """
-    colours = CLASS_COLOURS[: len(class_names)]
+    colours = [class_colour(k) for k in range(len(class_names))]
     shape = None if mean_image is None else as_display_image(mean_image)[0].shape[:2]
     shown = None
     if mean_maps is not None:
@@ -158,108 +198,85 @@ def four_colour_map(composite: np.ndarray, class_names: Sequence[str], mean_imag
         shown = np.take_along_axis(relative, composite[None], axis=0)[0] >= min_relevance
     fig = Figure(figsize=(4.4, 4.9), layout="constrained")
     ax = fig.subplots()
-    extent = None
+    extent, opacity, grey = None, 1.0, 1.0
     if mean_image is not None:
         base, cmap = as_display_image(mean_image)
         ax.imshow(base, cmap=cmap, vmin=0, vmax=1, interpolation="bilinear")
         extent = (-0.5, shape[1] - 0.5, shape[0] - 0.5, -0.5)
-    rgba = ListedColormap(colours)(np.asarray(composite))
-    rgba[..., 3] = 0.45 if mean_image is not None else 1.0
-    if shown is not None:
-        rgba[..., 3] = np.where(shown, 0.5 if mean_image is not None else 1.0, 0.0)
+        opacity, grey = FOUR_COLOUR_OPACITY, float(base.mean())
+    composite = np.asarray(composite)
+    rgba = ListedColormap(colours)(composite)
+    rgba[..., 3] = opacity if shown is None else np.where(shown, opacity, 0.0)
     ax.imshow(rgba, interpolation="nearest", extent=extent)
+    coloured = np.ones(composite.shape, bool) if shown is None else shown
+    for k, colour in enumerate(colours):  # a solid outline in the legend's colour around each region
+        region = ((composite == k) & coloured).astype(float)
+        if 0 < region.sum() < region.size:
+            ax.contour(region, levels=[0.5], colors=[colour], linewidths=1.6, extent=extent, origin="upper")
     ax.axis("off")
-    ax.legend(handles=[Patch(color=c, label=ellipsise(n, 24)) for c, n in zip(colours, class_names)],
+    # Legend patches as the regions look: the colour at the regions' opacity over the image's mean grey.
+    faces = [opacity * np.asarray(to_rgb(c)) + (1 - opacity) * grey for c in colours]
+    ax.legend(handles=[Patch(facecolor=f, edgecolor=c, linewidth=1.6, label=ellipsise(n, 24))
+                       for f, c, n in zip(faces, colours, class_names)],
               loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=8)
     title = "Strongest class per pixel"
     if shown is not None:
-        title += f"\n(where its average Grad-CAM is \u2265 {min_relevance:.0%} of its peak)"
+        title += f"\n(where its average {map_name} is \u2265 {min_relevance:.0%} of its peak)"
     ax.set_title(title, fontsize=10)
     return fig
-
-
-def _variance_rows(variance_ratio: np.ndarray, max_rows: int) -> list[list[str]]:
-    """Table rows (component, variance, cumulative); a long table keeps its head and its last row,
-    whose cumulative share is the one that reached the threshold."""
-    cumulative = np.cumsum(variance_ratio)
-    rows = [[str(k + 1), f"{r:.3f}", f"{c:.3f}"] for k, (r, c) in enumerate(zip(variance_ratio, cumulative))]
-    if len(rows) > max_rows:
-        rows = rows[: max_rows - 2] + [["\u22ee", "", ""], rows[-1]]
-    return rows
 
 
 def eigen_heatmaps_figure(class_name: str, mean: np.ndarray, components: np.ndarray,
                           variance_ratio: np.ndarray, example: np.ndarray, reconstruction: np.ndarray,
                           max_components: int = 24, variance: float | None = None,
-                          max_table_rows: int = 18) -> Figure:
-    """Average map, the eigen-heatmaps (all kept ones up to `max_components`; the title says "first k
-    of n" otherwise), one heatmap with its reconstruction, and the variance table down to the last
-    kept component (whose cumulative share reaches `variance`, the threshold, when given).
+                          map_name: str = "Grad-CAM",
+                          mean_image: np.ndarray | None = None) -> Figure:
+    """Average map, one heatmap and its reconstruction, and the eigen-heatmaps (all kept ones up to
+    `max_components`, EIGEN_COLUMNS a row), each with its share of the variance and the cumulative share,
+    which reaches `variance`, the cut-off, at the last one. The width is the same for every class.
 
     Raw maps (average, heatmap, reconstruction) share one diverging scale centred on zero; the
-    unit-norm components share another.
+    unit-norm components share another. With `mean_image` ((H, W) or (C, H, W), uint8 or [0, 1]: the
+    class's average image) every map lies over it, opaque where the map is strong.
     """
     total = len(components)
     shown = components[:max_components]
-    cols = int(min(max(len(shown), 3), 8))
-    component_rows = int(np.ceil(len(shown) / cols)) if len(shown) else 0
-    fig = Figure(figsize=(1.55 * cols + 2.9, 1.75 * (1 + component_rows) + 0.9), layout="constrained")
-    left, right = fig.subfigures(1, 2, width_ratios=[1.55 * cols, 2.9])
-    top, bottom = left.subfigures(2, 1, height_ratios=[1, max(component_rows, 1)])
-    raw_axes = top.subplots(1, 3)
+    cumulative = np.cumsum(variance_ratio)
+    component_rows = max(int(np.ceil(len(shown) / EIGEN_COLUMNS)), 1)
+    width, height = panel_size(np.shape(mean_image) if mean_image is not None else np.shape(mean), 1.45)
+    fig = Figure(figsize=(width * EIGEN_COLUMNS + 1.3, (height + 0.3) * (1 + component_rows) + 1.0),
+                 layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, component_rows])
+    grid = top.add_gridspec(1, EIGEN_COLUMNS)
+    raw_axes = [top.add_subplot(grid[0, k]) for k in range(3)]
+    note = top.add_subplot(grid[0, 3:])
+    note.axis("off")
+    note.text(0.05, 0.5, EIGEN_NOTE + (" Drawn over the class's average image." if mean_image is not None else ""),
+              fontsize=8, va="center", transform=note.transAxes, color="dimgray", wrap=True)
     raw_limit = symmetric_limit(np.stack([mean, example, reconstruction]))
     raw_image = None
-    for ax, (image, title) in zip(raw_axes, [(mean, "average"), (example, "a heatmap"),
-                                             (reconstruction, f"reconstructed ({total} comp.)")]):
-        raw_image = ax.imshow(image, cmap=SIGNED_CMAP, vmin=-raw_limit, vmax=raw_limit)
+    for ax, (image, title) in zip(raw_axes, [(mean, "average map"), (example, "one map"),
+                                             (reconstruction, f"its reconstruction\nfrom {total} components")]):
+        raw_image = draw_signed(ax, mean_image, image, raw_limit)
         ax.set_title(title, fontsize=8)
         ax.axis("off")
-    top.colorbar(raw_image, ax=raw_axes, shrink=0.8, label="raw Grad-CAM")
-    component_axes = bottom.subplots(max(component_rows, 1), cols, squeeze=False)
+    top.colorbar(raw_image, ax=raw_axes, shrink=0.85, label=f"raw {map_name}")
+    component_axes = bottom.subplots(component_rows, EIGEN_COLUMNS, squeeze=False)
     component_limit = symmetric_limit(shown) if len(shown) else 1.0
+    component_image = None
     for k, ax in enumerate(component_axes.flat):
         ax.axis("off")
         if k < len(shown):
-            ax.imshow(shown[k], cmap=SIGNED_CMAP, vmin=-component_limit, vmax=component_limit)
-            ax.set_title(f"eigen {k + 1} ({variance_ratio[k]:.0%})", fontsize=8)
-    table_ax = right.subplots()
-    table_ax.axis("off")
-    table = table_ax.table(cellText=_variance_rows(np.asarray(variance_ratio), max_table_rows),
-                           colLabels=["comp.", "variance", "cumulative"], loc="upper center")
-    table.auto_set_font_size(False)
-    table.set_fontsize(8)
-    kept = f"{total} components keep {float(np.sum(variance_ratio)):.1%} of the variance"
-    if variance is not None:
-        kept += f"\n(threshold {variance:.0%})"
-    table_ax.set_title(kept, fontsize=8)
-    which = f"first {len(shown)} of {total}" if len(shown) < total else f"all {total}"
-    fig.suptitle(f"Eigen-heatmaps: {ellipsise(class_name, 32)} ({which} components)")
-    return fig
-
-
-def draw_perturbation_curves(ax: Axes, curves: Mapping[str, np.ndarray], aopc: Mapping[str, float]) -> None:
-    """Mean explained-class score (with a standard-error band) after k perturbation steps, per order."""
-    for order, values in curves.items():
-        label, colour = ORDER_STYLES.get(order, (order, None))
-        valid = values[~np.isnan(values).any(axis=1)] if len(values) else values
-        if not len(valid):
-            continue
-        steps = np.arange(valid.shape[1])
-        mean = valid.mean(axis=0)
-        sem = valid.std(axis=0) / np.sqrt(len(valid))
-        ax.plot(steps, mean, color=colour, label=f"{label} (AOPC {aopc.get(order, np.nan):.3f})")
-        ax.fill_between(steps, mean - sem, mean + sem, color=colour, alpha=0.2)
-    ax.set_xlabel("perturbation steps (regions replaced)")
-    ax.set_ylabel("score of the explained class")
-    ax.legend(fontsize=8)
-
-
-def perturbation_curves_figure(curves: Mapping[str, np.ndarray], aopc: Mapping[str, float]) -> Figure:
-    """Mean explained-class score (with a standard-error band) after k perturbation steps, per order."""
-    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
-    ax = fig.subplots()
-    draw_perturbation_curves(ax, curves, aopc)
-    ax.set_title("Region perturbation")
+            component_image = draw_signed(ax, mean_image, shown[k], component_limit)
+            ax.set_title(f"eigen {k + 1}: {variance_ratio[k]:.1%}\ncumulative {cumulative[k]:.1%}", fontsize=8)
+    if component_image is not None:
+        used = component_axes[0, :len(shown)] if component_rows == 1 else component_axes
+        bottom.colorbar(component_image, ax=used, shrink=0.85, label="eigen-heatmap (unit norm)")
+    cut = f" (cut-off {variance:.0%})" if variance is not None else ""
+    kept = f"{total} component{'s' if total != 1 else ''} explain {float(np.sum(variance_ratio)):.1%} of the variance{cut}"
+    if len(shown) < total:
+        kept += f"; first {len(shown)} shown"
+    fig.suptitle(f"Eigen-heatmaps of {ellipsise(class_name, 32)}\n{kept}", fontsize=10)
     return fig
 
 
@@ -272,7 +289,7 @@ def tsne_side_by_side(raw_2d: np.ndarray, embedding_2d: np.ndarray, labels: np.n
                                           subtitles):
         for c, name in enumerate(class_names):
             chosen = labels == c
-            ax.scatter(points[chosen, 0], points[chosen, 1], s=8, color=CLASS_COLOURS[c % len(CLASS_COLOURS)],
+            ax.scatter(points[chosen, 0], points[chosen, 1], s=8, color=class_colour(c),
                        label=name, alpha=0.8)
         ax.set_title(f"t-SNE of {title}" + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
         ax.set_xticks([])

@@ -9,8 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from heatlens.plots.common import draw_overlay, ellipsise_lines, heatmap_colorbar
-from heatlens.plots.explain import draw_perturbation_curves
+from heatlens.plots.common import draw_overlay, ellipsise, ellipsise_lines, heatmap_colorbar
+from heatlens.plots.perturbation import draw_perturbation_curves
+
+HEADLINE_CHARS = 44  # label and value of a headline number on one line of the panel
+AOPC_SHORT_NOTE = ("MoRF: most relevant regions replaced first, higher AOPC = a more faithful map\n"
+                   "LeRF: least relevant first, lower AOPC = better; AOPC = mean drop of the score")
 from heatlens.plots.training import draw_confusion_matrix
 
 
@@ -36,7 +40,8 @@ def summary_figure(class_names: Sequence[str], counts: np.ndarray | None = None,
     overlays = list(overlays)[:5]
     panels = [p for p, present in (("confusion", counts is not None), ("curves", bool(curves)),
                                    ("headline", bool(headline))) if present]
-    top_height = 4.2 if panels else 0.0
+    # two text lines (label and value, then the reference) per headline number
+    top_height = max(4.2, 0.38 * len(headline) + 0.6) if panels else 0.0
     bottom_height = 2.9 if overlays else 0.0
     fig = Figure(figsize=(13.0, max(top_height + bottom_height + 0.5, 2.0)), layout="constrained")
     if title:
@@ -58,6 +63,7 @@ def summary_figure(class_names: Sequence[str], counts: np.ndarray | None = None,
             elif panel == "curves":
                 draw_perturbation_curves(ax, curves, aopc or {})
                 ax.set_title("Region perturbation (AOPC)")
+                ax.set_xlabel(f"perturbation steps (regions replaced)\n{AOPC_SHORT_NOTE}", fontsize=8)
             else:
                 _draw_headline(ax, headline)
     if bottom is not None:
@@ -70,14 +76,17 @@ def summary_figure(class_names: Sequence[str], counts: np.ndarray | None = None,
 
 
 def _draw_headline(ax, headline: Sequence[tuple[str, str, str]]) -> None:
-    """Label on the left, value on the right, the reference it compares with in grey below the label."""
+    """Label on the left, value on the right, the reference it compares with in grey below the label;
+    a label too long to sit beside its value is shortened (HEADLINE_CHARS in all)."""
     ax.axis("off")
     ax.set_title("Headline numbers")
     step = 1.0 / max(len(headline) + 0.5, 6)
     for k, (label, value, reference) in enumerate(headline):
         y = 1.0 - (k + 0.5) * step
-        ax.text(0.0, y, label, fontsize=9, va="bottom", transform=ax.transAxes)
-        ax.text(1.0, y, value, fontsize=10, va="bottom", ha="right", weight="bold", transform=ax.transAxes)
+        ax.text(0.0, y, ellipsise(label, max(HEADLINE_CHARS - len(value), 12)), fontsize=8.5, va="bottom",
+                transform=ax.transAxes)
+        ax.text(1.0, y, value, fontsize=9, va="bottom", ha="right", weight="bold", transform=ax.transAxes)
         if reference:
-            ax.text(0.0, y - 0.005, f"vs {reference}", fontsize=8, va="top", color="dimgray", transform=ax.transAxes)
-        ax.axhline(y - 0.42 * step, color="lightgray", lw=0.6)
+            ax.text(0.0, y - 0.005, ellipsise(f"vs {reference}", HEADLINE_CHARS + 4), fontsize=7.5, va="top",
+                    color="dimgray", transform=ax.transAxes)
+        ax.axhline(y - 0.45 * step, color="lightgray", lw=0.6)

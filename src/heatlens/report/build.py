@@ -116,15 +116,58 @@ def _matched_aopc(run_a: RunData, run_b: RunData, order: str) -> tuple[np.ndarra
     )
 
 
+def is_multilabel(run: RunData) -> bool:
+    """Whether the run stored multi-label test labels: an (N, K) matrix of 1 / 0 / NaN."""
+    return run.arrays is not None and run.arrays.labels is not None and np.ndim(run.arrays.labels) == 2
+
+
+def _finding_auroc(k: int):
+    return lambda labels, probs: M.auroc(labels[:, k], probs[:, k])
+
+
+def _paired_multilabel(run_a: RunData, run_b: RunData, options: ReportOptions,
+                       notes: list[str] | None) -> list[PairedResult]:
+    """Multi-label pairs: macro AUROC and the AUROC of every finding on the stored test probabilities,
+    plus the AOPC metrics asked for; the single-label ones are skipped with one note."""
+    findings = run_a.class_names
+    if run_b.class_names != findings:
+        raise CompareError(f"cannot pair runs {run_a.label} and {run_b.label}: their findings differ "
+                           f"({findings} vs {run_b.class_names})")
+    columns_a, columns_b = _matched_probs(run_a, run_b, calibrated=False)
+    if not np.array_equal(columns_a[0], columns_b[0], equal_nan=True):
+        raise CompareError(f"runs {run_a.label} and {run_b.label} disagree on the labels of the same sample ids")
+    kwargs = dict(run_a=run_a.label, run_b=run_b.label, n_boot=options.n_boot, confidence=options.confidence,
+                  seed=options.seed)
+    results = [paired_bootstrap(M.auroc_macro, columns_a, columns_b, metric="auroc_macro", **kwargs)]
+    results += [paired_bootstrap(_finding_auroc(k), columns_a, columns_b, metric=f"auroc/{name}", **kwargs)
+                for k, name in enumerate(findings)]
+    skipped = [m for m in options.paired_metrics if not m.startswith("aopc_")]
+    if skipped and notes is not None:
+        notes.append(f"paired {', '.join(skipped)} skipped: multi-label runs are paired on AUROC per finding")
+    aopc = [m for m in options.paired_metrics if m.startswith("aopc_")]
+    if aopc:
+        results += paired_comparison(run_a, run_b, _with_metrics(options, aopc), notes)
+    return results
+
+
+def _with_metrics(options: ReportOptions, metrics: list[str]) -> ReportOptions:
+    return ReportOptions(options.n_boot, options.confidence, options.seed, options.max_images, options.heatmap_size,
+                         metrics)
+
+
 def paired_comparison(
     run_a: RunData, run_b: RunData, options: ReportOptions, notes: list[str] | None = None
 ) -> list[PairedResult]:
-    """Paired bootstrap A - B for each metric in options.paired_metrics.
+    """Paired bootstrap A - B for each metric in options.paired_metrics (multi-label runs: macro AUROC
+    and the AUROC of each finding, then any AOPC metric asked for).
 
     With `notes` given, a metric the runs lack data for (e.g. AOPC of runs trained with
     explain=none) is skipped and explained there; without, it raises. Different test sets always raise.
     """
     check_same_test_set(run_a, run_b)
+    if (is_multilabel(run_a) or is_multilabel(run_b)) and any(not m.startswith("aopc_")
+                                                                   for m in options.paired_metrics):
+        return _paired_multilabel(run_a, run_b, options, notes)
     statistics = {"recall_macro": M.macro_recall, "f1_macro": M.macro_f1, "acc": M.accuracy}
     results = []
     for metric in options.paired_metrics:
@@ -172,15 +215,30 @@ def _class_maps(heatmaps: HeatmapSet, rows: np.ndarray, class_index: int | None,
     return F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False).squeeze(1)
 
 
+def _of_class(labels: np.ndarray, class_index: int) -> np.ndarray:
+    """Whether each image is of the class (multi-class) or positive for the finding (multi-label)."""
+    return labels == class_index if np.ndim(labels) == 1 else labels[:, class_index] == 1
+
+
+def _shown_class(labels: np.ndarray) -> np.ndarray:
+    """The class whose map an image is shown with: its label, or (multi-label) its first positive
+    finding, -1 for an image without any."""
+    if np.ndim(labels) == 1:
+        return labels
+    positive = labels == 1
+    return np.where(positive.any(axis=1), positive.argmax(axis=1), -1)
+
+
 def heatmap_correlations(runs: Sequence[RunData], options: ReportOptions) -> dict[str, pd.DataFrame]:
-    """Per class: Pearson correlation between runs' average (true-class) heatmaps, at a common size."""
+    """Per class: Pearson correlation between runs' average (true-class) heatmaps, at a common size
+    (multi-label: per finding, the images positive for it)."""
     class_names = runs[0].class_names
     tables = {}
     for class_index, class_name in enumerate(class_names):
         averages = []
         for run in runs:
             heatmaps = _heatmaps_of(run)
-            rows = np.flatnonzero(heatmaps.labels == class_index)
+            rows = np.flatnonzero(_of_class(heatmaps.labels, class_index))
             if len(rows) == 0:
                 break
             averages.append(_class_maps(heatmaps, rows, class_index, options.heatmap_size).mean(dim=0).flatten())
@@ -197,8 +255,8 @@ def _example_ids(runs: Sequence[RunData], max_images: int) -> np.ndarray:
         common = np.intersect1d(common, _heatmaps_of(run).ids)
     common = np.sort(common)
     first = _heatmaps_of(runs[0])
-    labels = first.labels[first.rows_for(common)]
-    by_class = [list(common[labels == c]) for c in np.unique(labels)]
+    labels = _shown_class(first.labels[first.rows_for(common)])
+    by_class = [list(common[labels == c]) for c in np.unique(labels) if c >= 0]
     chosen: list[str] = []
     while len(chosen) < max_images and any(by_class):
         for queue in by_class:
@@ -229,7 +287,7 @@ def side_by_side(runs: Sequence[RunData], options: ReportOptions) -> Figure:
     for run in runs:
         heatmaps = _heatmaps_of(run)
         rows = heatmaps.rows_for(ids)
-        labels = heatmaps.labels[rows]
+        labels = _shown_class(heatmaps.labels[rows])
         maps = torch.cat(
             [_class_maps(heatmaps, rows[i : i + 1], int(labels[i]), size) for i in range(len(rows))]
         ).clamp_min(0)
@@ -237,9 +295,12 @@ def side_by_side(runs: Sequence[RunData], options: ReportOptions) -> Figure:
         peak = maps.flatten(1).amax(dim=1).clamp_min(1e-12)
         grids.append((maps / peak[:, None, None]).numpy())
         preds = heatmaps.preds[rows] if heatmaps.preds is not None else [None] * len(rows)
-        cell_titles.append([f"pred {class_names[p]}" if p is not None else "" for p in preds])
+        if heatmaps.preds is not None and np.ndim(heatmaps.preds) == 2:  # multi-label: the shown finding
+            cell_titles.append(["found" if p[y] else "missed" for p, y in zip(preds, labels)])
+        else:
+            cell_titles.append([f"pred {class_names[p]}" if p is not None else "" for p in preds])
     first = _heatmaps_of(runs[0])
-    labels = first.labels[first.rows_for(ids)]
+    labels = _shown_class(first.labels[first.rows_for(ids)])
     # Ids are often relative paths: the file name is what tells images apart in a narrow column.
     image_titles = [f"{i.rsplit('/', 1)[-1]}\n{class_names[y]}" for i, y in zip(ids, labels)]
     return compare_plots.side_by_side_figure(
@@ -286,6 +347,8 @@ def build_report(
         raise CompareError("no run to compare (check the experiment name / run ids and their status)")
     report = Report(title=title, summary=summary_table(runs, options), suspect_clusters=suspect_clusters(runs),
                     methods=methods_table(runs))
+    report.notes += [f"{run.label} {run.degenerate}: its accuracy and explanations say little about the task"
+                     for run in runs if run.degenerate]
     if pair is not None:
         report.pair = paired_comparison(pair[0], pair[1], options, notes=report.notes)
     aopc_columns = [f"aopc_{o}" for o in PERTURBATION_ORDERS if report.summary[f"aopc_{o}"].notna().any()]
@@ -301,7 +364,8 @@ def build_report(
             report.figures["side_by_side"] = side_by_side(group, options)
         except CompareError as error:
             report.notes.append(f"side-by-side heatmaps skipped: {error}")
-        report.correlations = heatmap_correlations(group, options)
+        # One run has nothing to correlate with: no section rather than a 1x1 matrix of 1.00.
+        report.correlations = heatmap_correlations(group, options) if len(group) > 1 else {}
         if report.correlations:
             report.figures["heatmap_correlation"] = compare_plots.correlation_figure(report.correlations)
     return report

@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from heatlens.report.runs import DEGENERATE_TAG
+
 # (label, metric, what it is compared with: (label, metric) or None)
 PLAIN = (
     ("test accuracy", "test/acc", None),
@@ -87,3 +89,26 @@ def clinical_rows(metrics: Mapping[str, float]) -> list[HeadlineRow]:
         rows.append(HeadlineRow(f"{name} sensitivity (op)", *sensitivity[:1], reference,
                                 *sensitivity[1:]))
     return rows
+
+
+def run_description(params: Mapping[str, str], tags: Mapping[str, str], metrics: Mapping[str, float]) -> str:
+    """Markdown of the run's MLflow description: what it is (backbone, data, task, epochs), a warning when
+    it predicts fewer classes than its test set holds, and its headline table."""
+    backbone = tags.get("backbone") or params.get("backbone.name", "?")
+    dataset = tags.get("dataset") or params.get("data.name", "?")
+    source = params.get("data.root") if params.get("data.root") not in (None, "None", "") else None
+    data = f"`{source}`" if source else f"{params.get('data.num_images', '?')} generated phantom images"
+    tested = tags.get("selected_checkpoint", "").rsplit("/", 1)[-1]
+    epochs = str(params.get("trainer.max_epochs", "?"))
+    lines = [f"**{backbone}** on **{dataset}** ({data}): {params.get('data.task', 'multiclass')}, "
+             f"up to {epochs} epoch{'' if epochs == '1' else 's'}, seed {params.get('seed', '?')}"
+             + (f", tested checkpoint `{tested}`." if tested else "."), ""]
+    if tags.get(DEGENERATE_TAG):
+        lines += [f"**Warning:** the model {tags[DEGENERATE_TAG]}.", ""]
+    rows = headline_rows(metrics)
+    if rows:
+        lines += ["| headline | value | compared with |", "|---|---|---|"]
+        lines += [f"| {row.label} | {row.formatted()} | {row.reference} |" for row in rows]
+        lines.append("")
+    lines.append("`summary.png`: the run at a glance; `figures/`, `reports/`, `explain/`: the details.")
+    return "\n".join(lines)

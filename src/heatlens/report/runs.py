@@ -10,6 +10,21 @@ import numpy as np
 from heatlens.report.errors import CompareError
 
 PERTURBATION_ORDERS = ("morf", "lerf", "random")
+# Run tag of a model that predicts fewer classes than its test set holds (heatlens.tracking.reports).
+DEGENERATE_TAG = "heatlens.degenerate"
+
+
+def degenerate_note(labels: np.ndarray, preds: np.ndarray, class_names: list[str]) -> str | None:
+    """'predicts 1 of 4 classes on the test set (only Normal)' when the predictions cover fewer classes than
+    the labels do; None otherwise, and for multi-label (N, K) labels, which have no single prediction."""
+    labels, preds = np.asarray(labels), np.asarray(preds)
+    if labels.ndim != 1 or not len(labels):
+        return None
+    present, predicted = np.unique(labels), np.unique(preds)
+    if len(predicted) >= len(present):
+        return None
+    names = ", ".join(class_names[int(c)] if int(c) < len(class_names) else str(c) for c in predicted)
+    return f"predicts {len(predicted)} of {len(present)} classes on the test set (only {names})"
 
 
 @dataclass
@@ -90,6 +105,15 @@ class RunData:
         return self.tags.get("backbone") or self.params.get("backbone.name") or "?"
 
     @property
+    def degenerate(self) -> str | None:
+        """The run's degenerate tag, else the same check on its stored predictions (runs logged before the tag)."""
+        if self.tags.get(DEGENERATE_TAG):
+            return self.tags[DEGENERATE_TAG]
+        if self.arrays is None or self.arrays.labels is None or self.arrays.preds is None:
+            return None
+        return degenerate_note(self.arrays.labels, self.arrays.preds, self.class_names)
+
+    @property
     def class_names(self) -> list[str]:
         """Class names, from the arrays if stored, else from the `test/recall/<Class>` metrics."""
         if self.arrays is not None and self.arrays.class_names:
@@ -138,7 +162,7 @@ def explain_arrays_from_npz(files: Mapping[str, Mapping[str, np.ndarray]]) -> Ex
     table = max(predicting, key=lambda a: len(a["ids"]))
     probs = _probs(table)
     preds = table["predictions"] if "predictions" in table else probs.argmax(axis=1)
-    arrays = ExplainArrays(ids=_ids_of(table), labels=_int(table["labels"]), preds=_int(preds), probs=probs)
+    arrays = ExplainArrays(ids=_ids_of(table), labels=_labels(table["labels"]), preds=_int(preds), probs=probs)
     for source in tables:
         if "heatmaps" in source and "labels" in source and arrays.heatmaps is None:
             arrays.heatmaps = HeatmapSet(
@@ -166,6 +190,12 @@ def _ids_of(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
 
 def _int(values: np.ndarray) -> np.ndarray:
     return np.asarray(values).astype(np.int64)
+
+
+def _labels(values: np.ndarray) -> np.ndarray:
+    """Class indices, or (multi-label) the (N, K) float matrix of 1 / 0 / NaN as stored."""
+    values = np.asarray(values)
+    return values.astype(np.float64) if values.ndim == 2 else values.astype(np.int64)
 
 
 def select_run(runs: list[RunData], key: str) -> RunData:

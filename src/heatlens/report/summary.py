@@ -16,7 +16,8 @@ from heatlens.report.runs import ExplainArrays, explain_arrays_from_npz
 
 
 def _counts(arrays: ExplainArrays, num_classes: int) -> np.ndarray | None:
-    if arrays.labels is None or arrays.preds is None:
+    # Multi-label labels (N, K) have no confusion matrix of exclusive classes.
+    if arrays.labels is None or arrays.preds is None or np.ndim(arrays.labels) != 1:
         return None
     flat = arrays.labels * num_classes + arrays.preds
     return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
@@ -24,25 +25,35 @@ def _counts(arrays: ExplainArrays, num_classes: int) -> np.ndarray | None:
 
 def _overlays(arrays: ExplainArrays, class_names: list[str], max_overlays: int) -> list[Overlay]:
     """One correctly classified image per class (the first in sample order; a misclassified one when
-    the class has none), with the ReLU'd Grad-CAM of the predicted class, max-scaled."""
+    the class has none), with the ReLU'd Grad-CAM of the predicted class, max-scaled. Multi-label
+    (labels (N, K)): one image positive for each finding, found (p >= 0.5) if any, with that finding's map."""
     heatmaps = arrays.heatmaps
     if heatmaps is None or heatmaps.maps.ndim != 4:
         return []
     preds = heatmaps.preds if heatmaps.preds is not None else heatmaps.labels
+    multilabel = np.ndim(heatmaps.labels) == 2
     overlays = []
     for c, name in enumerate(class_names):
-        candidates = np.flatnonzero((heatmaps.labels == c) & (preds == c))
+        if multilabel:
+            positive, hit = heatmaps.labels[:, c] == 1, preds[:, c] == 1
+        else:
+            positive, hit = heatmaps.labels == c, preds == c
+        candidates = np.flatnonzero(positive & hit)
         if not len(candidates):
-            candidates = np.flatnonzero(heatmaps.labels == c)
+            candidates = np.flatnonzero(positive)
         if not len(candidates) or len(overlays) == max_overlays:
             continue
         row = int(candidates[0])
-        predicted = int(preds[row])
-        heat = cam.relu(torch.as_tensor(np.asarray(heatmaps.maps[row, predicted], dtype=np.float32)))
+        shown = c if multilabel else int(preds[row])
+        heat = cam.relu(torch.as_tensor(np.asarray(heatmaps.maps[row, shown], dtype=np.float32)))
         heat = (heat / heat.max().clamp_min(1e-12)).numpy()
         image = heatmaps.thumbnails[row] if heatmaps.thumbnails is not None else None
-        verdict = "correct" if predicted == c else "WRONG"
-        caption = f"true {name}\n{verdict}: map of {class_names[predicted]}\n{heatmaps.ids[row].rsplit('/', 1)[-1]}"
+        file = heatmaps.ids[row].rsplit('/', 1)[-1]
+        if multilabel:
+            caption = f"has {name}\n{'found' if hit[row] else 'MISSED'}: map of {name}\n{file}"
+        else:
+            verdict = "correct" if shown == c else "WRONG"
+            caption = f"true {name}\n{verdict}: map of {class_names[shown]}\n{file}"
         overlays.append(Overlay(image, heat, caption))
     return overlays
 

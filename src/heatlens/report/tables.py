@@ -30,6 +30,8 @@ MODEL_METRICS = {
     "nll": "test/nll",
     "aurc": "test/aurc",
 }
+# Multi-label runs (they log test/ap_macro): macro AUROC / AP and AUROC per finding as well.
+MULTILABEL_METRICS = {"auroc_macro": "test/auroc_macro", "ap_macro": "test/ap_macro"}
 OPERATING_RATES = ("sensitivity", "specificity")
 SHORTCUT_SCORES = ("flag", "outside_mass", "border_mass")
 EXAMPLES_PER_CLUSTER = 3
@@ -76,12 +78,19 @@ def summary_table(runs: Sequence[RunData], options: ReportOptions) -> pd.DataFra
     operating = [c for c in class_names if any(f"test/op_sensitivity/{c}" in run.metrics for run in runs)]
     shortcut_keys = [f"xai/shortcut/{c}/{score}" for c in class_names for score in SHORTCUT_SCORES
                      if any(f"xai/shortcut/{c}/{score}" in run.metrics for run in runs)]
+    multilabel = any("test/ap_macro" in run.metrics for run in runs)
+    findings = [c for c in class_names if any(f"test/ap/{c}" in run.metrics for run in runs)]
     rows = []
     for run in runs:
         row: dict[str, object] = {"run": run.label, "run_id": run.run_id, "backbone": run.backbone}
         row["test_set"] = (split_fingerprint(run) or "?")[:12]
+        row["warning"] = run.degenerate or ""
         row.update({column: run.metrics.get(key, np.nan) for column, key in MODEL_METRICS.items()})
-        row.update({f"recall/{c}": run.metrics.get(f"test/recall/{c}", np.nan) for c in class_names})
+        if multilabel:
+            row.update({column: run.metrics.get(key, np.nan) for column, key in MULTILABEL_METRICS.items()})
+            row.update({f"auroc/{c}": run.metrics.get(f"test/auroc/{c}", np.nan) for c in findings})
+        row.update({f"recall/{c}": run.metrics.get(f"test/recall/{c}", np.nan) for c in class_names
+                    if f"test/recall/{c}" in run.metrics or not multilabel})
         row.update({f"op_{rate}{end}/{c}": run.metrics.get(f"test/op_{rate}{end}/{c}", np.nan)
                     for c in operating for rate in OPERATING_RATES for end in ("", "_low", "_high")})
         for order in PERTURBATION_ORDERS:

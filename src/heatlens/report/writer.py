@@ -91,12 +91,18 @@ def topic_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
     summary = display_summary(report.summary)
     named = summary.rename(columns=COLUMN_NAMES)
     recalls = [c for c in summary if c.startswith("recall/")]
+    # A model that predicts fewer classes than the test set holds is named beside its numbers.
+    warning = ["warning"] if "warning" in named and named["warning"].astype(bool).any() else []
     tables = [
         ("Runs: model", named[["run", "backbone", "test set", "params", "trainable", "size MB", "depth"]]),
         ("Runs: classification on the test set",
-         named[["run", "accuracy", "macro recall", "macro F1", *recalls]]
+         named[["run", *warning, "accuracy", "macro recall", "macro F1", *recalls]]
          .rename(columns={c: f"recall {c.removeprefix('recall/')}" for c in recalls})),
     ]
+    findings = [c for c in summary if c.startswith("auroc/")]  # multi-label runs only (tables.summary_table)
+    if findings:
+        tables.append(("Runs: multi-label, AUROC per finding on the test set",
+                       summary[["run", "auroc_macro", "ap_macro", *findings]]))
     faithfulness = [COLUMN_NAMES[c] for c in ("aopc_morf", "aopc_lerf", "aopc_random", "knn_acc_embedding",
                                               "knn_acc_raw")]
     tables.append(("Runs: explanations (AOPC with 95 % bootstrap interval; k-NN accuracy)",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 
 from heatlens.clinical import ClinicalEvaluation, ClinicalSettings, clinical_evaluation
 from heatlens.naming import slug
-from heatlens.plots.calibration import SERIES_COLOURS, reliability_figure, risk_coverage_figure
-from heatlens.plots.training import confusion_matrix_figure
+from heatlens.plots.calibration import SERIES_COLOURS, operating_point_figure, reliability_figure, risk_coverage_figure
 from heatlens.tracking.run import RunHandle
+
+log = logging.getLogger(__name__)
 
 RELIABILITY_FIGURE = "figures/calibration/reliability.png"
 
@@ -22,6 +24,8 @@ def log_clinical_reports(run: RunHandle, class_names: Sequence[str], healthy_cla
     `reports/operating_points.json`, the reliability diagrams, the risk-coverage curve and one
     confusion matrix per operating point; returns the evaluation (temperature, thresholds)."""
     result = clinical_evaluation(test, val, class_names, healthy_class, settings, seed=seed)
+    if result.skipped:
+        log.info("clinical: %s", result.skipped)
     if not result.metrics:
         return result
     run.log_metrics({k: v for k, v in result.metrics.items() if np.isfinite(v)})
@@ -29,14 +33,13 @@ def log_clinical_reports(run: RunHandle, class_names: Sequence[str], healthy_cla
     run.log_dict(result.report["operating_points"], "reports/operating_points.json")
     panels = {panel: [(label, bins, colour) for (label, bins), colour in zip(series, SERIES_COLOURS)]
               for panel, series in result.reliability.items()}
-    run.log_figure(reliability_figure(panels), RELIABILITY_FIGURE)
-    run.log_figure(risk_coverage_figure(result.risk), "figures/risk_coverage.png")
+    run.log_figure(reliability_figure(panels, class_names=class_names), RELIABILITY_FIGURE)
+    if result.risk:
+        run.log_figure(risk_coverage_figure(result.risk), "figures/risk_coverage.png")
     rule = settings.operating_point.describe()
     for point in result.report["operating_points"]:
-        name, sens, spec = point["class_name"], point["sensitivity"], point["specificity"]
-        title = (f"{name}: p >= {point['threshold']:.3g} ({rule})\nsensitivity {sens['estimate']:.2f} "
-                 f"[{sens['low']:.2f}, {sens['high']:.2f}], specificity {spec['estimate']:.2f} "
-                 f"[{spec['low']:.2f}, {spec['high']:.2f}]")
-        figure = confusion_matrix_figure(np.array(point["test_confusion"]), [f"not {name}", name], title)
+        name = point["class_name"]
+        figure = operating_point_figure(np.array(point["test_confusion"]), name, point["threshold"], rule,
+                                        point["sensitivity"], point["specificity"], data="test")
         run.log_figure(figure, f"figures/operating_points/{slug(name)}.png")
     return result

@@ -8,7 +8,9 @@ mean / std normalisation). It returns one row per image: a probability column pe
 at that image's own size (ReLU of the class-weighted feature map, not normalised). Probabilities are
 temperature-scaled when the run fitted a temperature (`clinical.calibration: temperature`); with
 `params={"return_decisions": True}`, column `<Class>_decision` says whether that probability reaches
-the class's logged operating point (classes without one get no column).
+the class's logged operating point (classes without one get no column). A multi-label model
+(`data.task: multilabel`) returns one independent sigmoid probability column per finding, heatmaps
+(K, H, W) of every finding, and decisions at each finding's operating point.
 """
 
 from __future__ import annotations
@@ -71,6 +73,13 @@ class HeatlensClassifier(mlflow.pyfunc.PythonModel):
         self.net = net.to(self.device).eval()
         self.temperature = float(config.get("temperature") or 1.0)
         self.thresholds = {name: float(t) for name, t in (config.get("thresholds") or {}).items()}
+        self.multilabel = config.get("task", "multiclass") == "multilabel"
+
+    def probabilities(self, logits: torch.Tensor) -> np.ndarray:
+        """Sigmoid per finding (multi-label), else temperature-scaled softmax over the classes."""
+        if self.multilabel:
+            return logits.float().sigmoid().cpu().numpy()
+        return (logits.float() / self.temperature).softmax(dim=1).cpu().numpy()
 
     def predict(
         self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -93,7 +102,7 @@ class HeatlensClassifier(mlflow.pyfunc.PythonModel):
             else:
                 with torch.inference_mode():
                     logits = self.net(batch)
-            probabilities.append((logits.float() / self.temperature).softmax(dim=1).cpu().numpy())
+            probabilities.append(self.probabilities(logits))
         table = pd.DataFrame(np.concatenate(probabilities).astype(np.float64), columns=self.class_names)
         if (params or {}).get(RETURN_DECISIONS, False):
             for name, threshold in self.thresholds.items():
@@ -189,16 +198,24 @@ def log_selected_model(
     registered_model_name: str | None = None,
     temperature: float | None = None,
     thresholds: Mapping[str, float] | None = None,
-) -> ModelInfo:
+) -> ModelInfo | None:
     """Log the network of `checkpoint_path` (a HeatlensModule checkpoint) as the run's MLflow Model
     `model` (`runs:/<run id>/model`, tag `model_uri`), with the preprocessing given here (the
     datamodule's `image_size`, `channels`, `mean`, `std` and `data.resize`), the fitted `temperature`
     and the operating points' `thresholds` (class -> threshold on the served probabilities); with
-    `registered_model_name`, also a new version of that registered model."""
+    `registered_model_name`, also a new version of that registered model. While the run's tracking
+    server is unreachable, the call waits in the run's outbox and None is returned."""
+    if run.defer("log_selected_model", checkpoint_path, image_size=int(image_size), channels=int(channels),
+                 mean=[float(m) for m in mean], std=[float(s) for s in std], resize=resize,
+                 registered_model_name=registered_model_name,
+                 temperature=None if temperature is None else float(temperature),
+                 thresholds={name: float(t) for name, t in (thresholds or {}).items()}):
+        return None
     module = load_module(checkpoint_path, "checkpoint")
     class_names = list(module.class_names)
     config = {
         "backbone": module.hparams.cfg["backbone"], "head": module.hparams.cfg["head"], "class_names": class_names,
+        "task": module.task,
         "image_size": int(image_size), "channels": int(channels), "resize": resize,
         "mean": [float(m) for m in mean], "std": [float(s) for s in std],
         "temperature": temperature, "thresholds": {name: float(t) for name, t in (thresholds or {}).items()},
@@ -214,14 +231,25 @@ def log_selected_model(
             info.info.experiment_id, name=MODEL_NAME, source_run_id=run.run_id, params=info.data.params
         )
         model_info = Model.log(
-            artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run.run_id, model_id=logged.model_id,
-            python_model=str(MODEL_CODE), artifacts={WEIGHTS_ARTIFACT: str(weights)}, model_config=config,
+            artifact_path=None, name=MODEL_NAME, flavor=_PyfuncWithConfig(config), run_id=run.run_id,
+            model_id=logged.model_id, python_model=str(MODEL_CODE), artifacts={WEIGHTS_ARTIFACT: str(weights)},
             signature=model_signature(class_names, list(config["thresholds"])), input_example={IMAGE_COLUMN: [example]},
             pip_requirements=[_pinned(name) for name in REQUIREMENTS],
             registered_model_name=registered_model_name,
         )
     run.set_tags({"model_uri": model_info.model_uri})
     return model_info
+
+
+class _PyfuncWithConfig:
+    """mlflow.pyfunc with `model_config` given here: `Model.log(model_config=...)` would also log the config
+    as run params (`backbone/name` beside the run's own `backbone.name`); the MLmodel file still holds it."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def save_model(self, **kwargs: Any) -> None:
+        mlflow.pyfunc.save_model(**kwargs, model_config=self.config)
 
 
 def _pinned(distribution: str) -> str:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import lightning as L
 
+from heatlens.tracking.describe import describe_run
 from heatlens.tracking.run import RunHandle
 from heatlens.tracking.setup import record_failure
 from heatlens.tracking.sweep import record_pruned
@@ -36,6 +37,8 @@ def recorded_outcome(run: RunHandle | None, trainer: L.Trainer) -> Iterator[None
             else:
                 record_failure(run, error)
         raise
+    if run is not None:
+        describe_run(run)
     _end(run, "FINISHED")
 
 

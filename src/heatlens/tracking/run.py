@@ -18,17 +18,21 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
 
 from heatlens.tracking.errors import TrackingError
+from heatlens.tracking.resilient import ResilientClient, client_for
 
 FIGURE_DPI = 120
 
 
 class RunHandle:
-    """Logs metrics, figures, arrays, texts and files into the run `run_id` of `tracking_uri`."""
+    """Logs metrics, figures, arrays, texts and files into the run `run_id` of `tracking_uri`.
 
-    def __init__(self, tracking_uri: str, run_id: str) -> None:
+    Its client is the run's ResilientClient when this process has one (a tracking server: writes wait
+    in the outbox while it is unreachable), else `client`, else a plain MlflowClient."""
+
+    def __init__(self, tracking_uri: str, run_id: str, client: MlflowClient | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.run_id = run_id
-        self.client = MlflowClient(tracking_uri)
+        self.client = client or client_for(tracking_uri, run_id)
 
     @classmethod
     def from_trainer(cls, trainer: Any) -> RunHandle:
@@ -74,6 +78,11 @@ class RunHandle:
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(local_path), artifact_path)
+
+    def defer(self, function: str, file: str | Path, **kwargs: Any) -> bool:
+        """True when the tracking server is unreachable and the call `function(run, file, **kwargs)` (a
+        name in heatlens.tracking.outbox.DEFERRABLE) was kept to run once it answers; False: run it now."""
+        return isinstance(self.client, ResilientClient) and self.client.defer(function, file, kwargs)
 
     def metric_history(self, key: str) -> list[tuple[int, float]]:
         """(step, value) pairs of a metric, in step order."""

@@ -22,12 +22,14 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from typing_extensions import override
 
 from heatlens.paths import home_dir, source_checkout
+from heatlens.report.runs import DEGENERATE_TAG
 from heatlens.tracking.errors import TrackingError
 from heatlens.tracking.names import run_name_for, settle_unique_name
+from heatlens.tracking.resilient import resilient_client
 from heatlens.tracking.run import RunHandle
 
-# MLflow 3's experiment kind: "custom_model_development" is the UI's "Machine learning" view (runs
-# table, metrics charts); an experiment without the tag may open in the GenAI view (traces).
+# MLflow 3's experiment kind: "custom_model_development" says the experiment holds training runs. The
+# 3.17 UI does not read it to choose the landing view (the browser's workflow type does: heatlens.tracking.ui).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"
 UPLOAD_POLICIES = ("all", "selected", "none")
@@ -121,6 +123,12 @@ class HeatlensMLFlowLogger(MLFlowLogger):
     finished. The entry point sets FINISHED, KILLED or FAILED itself once the run is complete.
     """
 
+    def __init__(self, *args: Any, client: MlflowClient | None = None, **kwargs: Any) -> None:
+        """`client`: the run's client (a ResilientClient on a tracking server) instead of a plain one."""
+        super().__init__(*args, **kwargs)
+        if client is not None:
+            self._mlflow_client = client
+
     @override
     def finalize(self, status: str = "success") -> None:
         """Nothing to flush (checkpoints are uploaded by heatlens.tracking, not by this logger)."""
@@ -132,12 +140,16 @@ def create_logger(
     tags: Mapping[str, str],
     run_id: str | None = None,
     job_number: int | None = None,
+    run_folder: str | Path | None = None,
 ) -> HeatlensMLFlowLogger:
     """The logger of a new run named `run_name_for(..., base_name, job_number, tags["sweep_id"])`, or
     of run `run_id` (a resume). `logger.parent_run_id` makes the new run that run's child. Only
-    rank 0 touches MLflow; other ranks get a logger that logs nothing."""
+    rank 0 touches MLflow; other ranks get a logger that logs nothing. On a tracking server, what
+    the run logs while the server is unreachable waits in `<run_folder>/mlflow-outbox` (default: the
+    Hydra job's output folder; heatlens.tracking.resilient)."""
     tracking_uri = resolve_tracking_uri(logger_cfg.get("tracking_uri"))
     experiment_name = logger_cfg.get("experiment_name", "heatlens")
+    run_client = None
     if rank_zero_only.rank == 0:
         experiment_id = ensure_experiment(tracking_uri, experiment_name)
         client = MlflowClient(tracking_uri)
@@ -145,13 +157,21 @@ def create_logger(
             run_id = _start_run(client, experiment_id, experiment_name, base_name, tags, logger_cfg, job_number)
         else:
             _check_run(client, run_id, tracking_uri)
+        run_client = resilient_client(tracking_uri, run_id, run_folder or _hydra_output_dir())
     return HeatlensMLFlowLogger(
         experiment_name=experiment_name,
         tracking_uri=tracking_uri,
         log_model=False,
         artifact_location=artifact_location_for(tracking_uri, experiment_name),
         run_id=run_id,
+        client=run_client,
     )
+
+
+def _hydra_output_dir() -> str | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
 
 
 def _start_run(
@@ -208,7 +228,8 @@ def run_reference(trainer: Any) -> dict[str, str] | None:
 def run_location(run: RunHandle) -> str:
     """Where the run is and how to open it in the MLflow UI's machine-learning view (MLflow 3
     otherwise opens the GenAI view of the browser's last choice)."""
-    info = run.client.get_run(run.run_id).info
+    found = run.client.get_run(run.run_id)
+    info = found.info
     experiment = run.client.get_experiment(info.experiment_id)
     page = f"#/experiments/{info.experiment_id}/runs/{run.run_id}?workflowType=machine_learning"
     lines = [f"MLflow run {run.run_id} '{info.run_name}' (experiment {experiment.name!r}, id "
@@ -216,7 +237,9 @@ def run_location(run: RunHandle) -> str:
     if urlparse(run.tracking_uri).scheme in ("http", "https"):
         lines.append(f"Open it:  {run.tracking_uri.rstrip('/')}/{page}")
     else:
-        lines += [f"Open it:  mlflow ui --backend-store-uri {run.tracking_uri}", f"then http://127.0.0.1:5000/{page}"]
+        lines += [f"Open it:  heatlens-ui --backend-store-uri {run.tracking_uri}", f"then http://127.0.0.1:5000/{page}"]
+    if found.data.tags.get(DEGENERATE_TAG):
+        lines.append(f"Warning: the model {found.data.tags[DEGENERATE_TAG]} (tag {DEGENERATE_TAG})")
     return "\n".join(lines)
 
 

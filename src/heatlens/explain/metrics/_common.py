@@ -7,7 +7,7 @@ from torch import nn
 from heatlens.explain._common import as_targets, check_images, eval_mode
 from heatlens.explain.errors import ExplainError
 
-SCORES = ("prob", "logit")
+SCORES = ("prob", "logit", "sigmoid")  # softmax probability, raw logit, sigmoid (multi-label findings)
 
 
 def check_inputs(images: torch.Tensor, maps: torch.Tensor | None, score: str | None = None) -> None:
@@ -29,13 +29,14 @@ def to_image_size(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def class_scores(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, score: str,
                  batch_size: int) -> torch.Tensor:
-    """(N,) float32 probability or logit of `targets` for images (N, C, H, W), in eval mode, in chunks."""
+    """(N,) float32 softmax probability, sigmoid or logit of `targets` for images (N, C, H, W), in eval
+    mode, in chunks."""
     out = []
     with eval_mode(model), torch.inference_mode():
         for start in range(0, len(images), batch_size):
             x = images[start:start + batch_size].contiguous(memory_format=torch.channels_last)
             logits = model(x).float()
-            chosen = logits.softmax(dim=1) if score == "prob" else logits
+            chosen = {"prob": logits.softmax(dim=1), "sigmoid": logits.sigmoid()}.get(score, logits)
             out.append(chosen.gather(1, targets[start:start + batch_size, None])[:, 0])
     return torch.cat(out)
 
