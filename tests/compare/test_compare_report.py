@@ -129,9 +129,11 @@ def test_written_report_has_tables_figures_and_pair(tmp_path):
     # Round-robin over classes: the first four examples cover all four classes.
     titles = [ax.get_title() for ax in panels[: OPTIONS.max_images]]
     assert {t.split("\n")[1] for t in titles} == set(CLASSES)
-    # Narrow tables: no Markdown table is wider than the run column, 3 scores and one recall per class.
+    # Run "b" predicts one class everywhere: the headline table gains a warning column for it.
+    assert "| b (b-id-0) | predicts 1 of 4 classes on the test set (only COVID) |" in markdown
+    # Narrow tables: no Markdown table is wider than run, warning, 3 scores and one recall per class.
     widths = [line.count("|") - 1 for line in markdown.splitlines() if line.startswith("| ")]
-    assert max(widths) <= 4 + len(CLASSES)
+    assert max(widths) <= 5 + len(CLASSES)
 
 
 def test_unscored_images_are_left_out_of_aopc_pairs():

@@ -42,6 +42,14 @@ def test_headline_rows_round_to_three_digits_and_leave_missing_metrics_out() -> 
     assert headline_table({}) is None
 
 
+def test_multilabel_headline_leads_with_macro_auroc_and_multiclass_does_not() -> None:
+    multilabel = {"test/auroc_macro": 0.9612, "test/ap_macro": 0.874, "xai/aopc_morf": 0.3}
+    assert [(r.label, r.formatted()) for r in headline_rows(multilabel)] == [
+        ("test macro AUROC", "0.961"), ("test macro average precision", "0.874"), ("AOPC MoRF", "0.300")]
+    multiclass = {**METRICS, "test/auroc_macro": 0.99}
+    assert [r.label for r in headline_rows(multiclass)] == [r.label for r in headline_rows(METRICS)]
+
+
 def test_headline_table_prints_one_line_per_number() -> None:
     console = Console(record=True, width=100)
     console.print(headline_table(METRICS))

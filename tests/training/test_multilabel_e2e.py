@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from in_process import run_main
+from in_process import restored, run_main
 from mlflow.tracking import MlflowClient
 
 from heatlens.data.phantom_multilabel import FINDINGS
@@ -89,13 +89,11 @@ def test_per_finding_checkpoints_reports_and_figures_are_logged(multilabel_run, 
 @pytest.mark.slow
 def test_the_served_model_returns_a_sigmoid_per_finding(multilabel_run) -> None:
     _, run, uri, root = multilabel_run
-    mlflow.set_tracking_uri(uri)
-    try:
+    with restored({"MLFLOW_TRACKING_URI": uri}):  # MLflow's URI and its variable as they were afterwards
+        mlflow.set_tracking_uri(uri)
         model = mlflow.pyfunc.load_model(run.data.tags["model_uri"])
         image = np.linspace(0, 255, 64 * 80).astype(np.uint8).reshape(64, 80)
         table = model.predict(pd.DataFrame({"image": [image, image[:, ::-1]]}), params={"return_heatmaps": True})
-    finally:
-        mlflow.set_tracking_uri(None)
     assert list(table.columns[:len(FINDINGS)]) == list(FINDINGS)
     probs = table[list(FINDINGS)].to_numpy()
     assert ((probs > 0) & (probs < 1)).all() and not np.allclose(probs.sum(1), 1.0)

@@ -16,6 +16,12 @@ PLAIN = (
     ("AOPC LeRF", "xai/aopc_lerf", None),
     ("AOPC random order", "xai/aopc_random", None),
 )
+# Multi-label runs (they log test/ap_macro) lead with per-finding ranking; multi-class runs log a macro
+# AUROC too but keep accuracy and macro recall as their headline.
+MULTILABEL = (
+    ("test macro AUROC", "test/auroc_macro", None),
+    ("test macro average precision", "test/ap_macro", None),
+)
 KNN = ("k-NN accuracy on embeddings", "xai/knn_acc_embedding", ("raw pixels", "xai/knn_acc_raw"))
 MASS = "xai/loc/{kind}/relevance_mass_accuracy"
 UNIFORM_MASS = "xai/loc/{kind}/uniform_relevance_mass_accuracy"
@@ -49,10 +55,11 @@ def _present(metrics: Mapping[str, float], key: str) -> bool:
 
 
 def headline_rows(metrics: Mapping[str, float]) -> list[HeadlineRow]:
-    """Test accuracy, macro recall, ECE and the operating points (clinical_rows), AOPC MoRF / LeRF / random, relevance mass in each mask kind vs a
+    """Test accuracy, macro recall (multi-label: macro AUROC and AP first), ECE and the operating points (clinical_rows), AOPC MoRF / LeRF / random, relevance mass in each mask kind vs a
     uniform map, k-NN accuracy on embeddings vs raw pixels; metrics the run lacks are left out."""
-    rows = [HeadlineRow(label, float(metrics[key])) for label, key, _ in PLAIN if _present(metrics, key)]
-    tested = sum(key.startswith("test/") for _, key, _ in PLAIN if _present(metrics, key))
+    leading = (*MULTILABEL, *PLAIN) if _present(metrics, "test/ap_macro") else PLAIN
+    rows = [HeadlineRow(label, float(metrics[key])) for label, key, _ in leading if _present(metrics, key)]
+    tested = sum(key.startswith("test/") for _, key, _ in leading if _present(metrics, key))
     rows[tested:tested] = clinical_rows(metrics)
     kinds = {key.split("/")[2] for key in metrics if key.startswith("xai/loc/") and key.endswith("/relevance_mass_accuracy")}
     for kind in sorted(kinds, key=lambda k: (KIND_ORDER.index(k) if k in KIND_ORDER else len(KIND_ORDER), k)):
