@@ -20,7 +20,7 @@ from heatlens.callbacks import (
     LocalisationCallback,
     ShortcutCallback,
 )
-from heatlens.explain import cam, localisation, perturbation
+from heatlens.explain import cam, localisation, metrics, perturbation
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FINDINGS = ["Effusion", "Mass", "Nodule"]
@@ -154,14 +154,28 @@ def test_statistics_audit_overlays_and_embeddings_are_per_finding(dataset: Multi
     assert catalog.uncatalogued("artifact", names) == []
 
 
-def test_the_explainers_step_scores_the_top_finding_against_its_own_mask_channel(dataset: MultiLabelImages) -> None:
+def test_the_explainers_step_scores_each_positive_finding_by_its_sigmoid_and_own_mask(dataset: MultiLabelImages) -> None:
     sample = _sample(dataset)
     found = ExplainersCallback(methods=["gradcam"], num_images=4, examples=1, region_size=4, perturbation="mean",
                                metric_options={"max_sensitivity": {"nr_samples": 1}}).explain(sample)
-    images = dataset.images[:4]  # "first": the sample's first 4 images
-    with torch.no_grad():
-        top = sample.net(images).argmax(dim=1)
-    heat = cam.relu(cam.heatmaps_for(cam.gradcam_all_classes(sample.net, images), top))
-    masks = dataset.lesion[torch.arange(4), top]
-    mass = localisation.localisation_scores(heat, masks)["relevance_mass_accuracy"]
+    # "first": the sample's first 4 images; their positive findings (NaN and 0 never explained)
+    pairs = [(int(i), int(k)) for i, k in zip(*np.nonzero(dataset.labels[:4] == 1))]
+    images = dataset.images[[i for i, _ in pairs]]
+    findings = torch.tensor([k for _, k in pairs])
+    heat = cam.heatmaps_for(cam.gradcam_all_classes(sample.net, images), findings)
+    masks = dataset.lesion[[i for i, _ in pairs], findings]
+    mass = localisation.localisation_scores(cam.relu(heat), masks)["relevance_mass_accuracy"]
     assert found.metrics["xai/method/gradcam/lesion_mass"] == pytest.approx(np.nanmean(mass), abs=1e-6)
+    heat = cam.relu(heat)  # the registry's Grad-CAM, as every method's map, is ReLU'd
+    curves = torch.cat([perturbation.perturbation_curves(sample.net, images[j:j + 1], heat[j:j + 1], findings[j:j + 1],
+                                                         region_size=4, perturbation="mean", seed=i, score="sigmoid")
+                        for j, (i, _) in enumerate(pairs)])
+    aopc = perturbation.aopc_per_image(curves).numpy()
+    assert found.metrics["xai/method/gradcam/aopc_morf"] == pytest.approx(np.nanmean(aopc), abs=1e-6)
+    road = torch.cat([metrics.road_morf(sample.net, images[j:j + 1], findings[j:j + 1], heat[j:j + 1], seed=i,
+                                        score="sigmoid") for j, (i, _) in enumerate(pairs)])
+    assert found.metrics["xai/method/gradcam/road_morf"] == pytest.approx(road.mean().item(), abs=1e-6)
+    arrays = found.arrays["explain/explainers.npz"]
+    assert list(zip(arrays["index"].tolist(), arrays["predictions"].tolist())) == pairs
+    assert found.documents["reports/explainers.json"]["num_explained"] == len(pairs)
+

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
 
 from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings
 from heatlens.callbacks.distributed import gather_by_index
-from heatlens.callbacks.sample import ExplainedSample, mask_of
+from heatlens.callbacks.sample import ExplainedSample, Targets, mask_of
 from heatlens.explain import registry, scoring
 from heatlens.explain.errors import ExplainError
 from heatlens.plots import explainers as plots
@@ -18,7 +18,8 @@ from heatlens.plots import explainers as plots
 
 class ExplainersCallback(ExplanationCallback):
     """Scores every method of `methods` (heatlens.explain.registry names) on the first `num_images`
-    images of the sample, explaining each image's predicted class, with every metric of
+    images of the sample, explaining each image's predicted class (multi-label: each positive finding,
+    scored by its sigmoid against its own mask channel), with every metric of
     heatlens.explain.scoring: AOPC, localisation against each mask kind, full-model randomisation, and
     every metric of heatlens.explain.metrics (options per metric in `metric_options`).
 
@@ -58,31 +59,13 @@ class ExplainersCallback(ExplanationCallback):
 
     def explain(self, sample: ExplainedSample) -> Findings | None:
         sample.net.eval()  # PostFitExplanations restores the caller's modes afterwards
-        mine = np.intersect1d(sample.positions, sample.first(self.num_images))
-        parts: dict[str, list[np.ndarray]] = {}
-        labels, predictions = [], []
-        for batch in sample.batches("explain: explainers", positions=mine):
-            with torch.no_grad():
-                logits = sample.net(batch.images)
-            targets = logits.argmax(dim=1).cpu()
-            # each target's own mask channel where a kind has one per finding (multi-label)
-            masks = {k: mask_of(m, targets, len(sample.class_names))[:, None] for k, m in batch.masks.items()}
-            labels.append(batch.labels.numpy())
-            predictions.append(targets.numpy())
-            for method in self.methods:
-                with sample.timer.stage(f"explainers_{method}"):
-                    fn = registry.explainer(method, seed=self.options.seed)
-                    scores = scoring.score_batch(sample.net, batch.images, targets, fn(sample.net, batch.images,
-                                                 targets), fn, masks, self.options, batch.index,
-                                                 self.metric_options)
-                for metric, values in scores.items():
-                    parts.setdefault(f"{method}/{metric}", []).append(values)
+        if sample.multilabel:
+            rows, gather = self._score_findings(sample)
+        else:
+            rows, gather = self._score_predictions(sample)
         directions = scoring.metric_directions(sample.mask_kinds)
         names = [f"{method}/{metric}" for method in self.methods for metric in directions]
-        rows = {name: np.concatenate(parts[name]) if name in parts else np.empty(0) for name in names}
-        rows |= {"labels": np.concatenate(labels) if labels else np.empty(0, np.int64),
-                 "predictions": np.concatenate(predictions) if predictions else np.empty(0, np.int64)}
-        gathered = gather_by_index(mine, rows)
+        gathered = gather(rows)
         if gathered is None or not len(gathered["index"]):
             return None
         per_image = {m: {k: gathered[f"{m}/{k}"] for k in directions} for m in self.methods}
@@ -92,12 +75,66 @@ class ExplainersCallback(ExplanationCallback):
         figures = {"figures/explainers/leaderboard.png": plots.leaderboard_figure(board)}
         if self.examples:
             figures["figures/explainers/examples.png"] = self._examples(sample)
-        report = {"num_images": int(len(gathered["index"])), "options": asdict(self.options),
-                  "metric_options": self.metric_options, **board}
+        report = {"num_images": int(len(np.unique(gathered["index"]))), "num_explained": int(len(gathered["index"])),
+                  "options": asdict(self.options), "metric_options": self.metric_options, **board}
         arrays = {"ids": sample.ids_of(gathered["index"]), "index": gathered["index"], "labels": gathered["labels"],
                   "predictions": gathered["predictions"], **{n.replace("/", "__"): gathered[n] for n in names}}
         return Findings(metrics=metrics, figures=figures, documents={"reports/explainers.json": report},
                         arrays={"explain/explainers.npz": arrays})
+
+    def _score(self, sample: ExplainedSample, images: torch.Tensor, targets: torch.Tensor,
+               masks: Mapping[str, torch.Tensor], positions: np.ndarray, options: scoring.Options
+               ) -> dict[str, np.ndarray]:
+        """{"<method>/<metric>": (B,) values} of every method on one batch of (image, target) rows."""
+        out = {}
+        for method in self.methods:
+            with sample.timer.stage(f"explainers_{method}"):
+                fn = registry.explainer(method, seed=options.seed)
+                scores = scoring.score_batch(sample.net, images, targets, fn(sample.net, images, targets), fn,
+                                             masks, options, positions, self.metric_options)
+            out |= {f"{method}/{metric}": values for metric, values in scores.items()}
+        return out
+
+    def _score_predictions(self, sample: ExplainedSample):
+        """Multi-class: each of the first `num_images` images explained for its predicted class."""
+        mine = np.intersect1d(sample.positions, sample.first(self.num_images))
+        parts: dict[str, list[np.ndarray]] = {}
+        for batch in sample.batches("explain: explainers", positions=mine):
+            with torch.no_grad():
+                targets = sample.net(batch.images).argmax(dim=1).cpu()
+            masks = {k: mask_of(m, targets, len(sample.class_names))[:, None] for k, m in batch.masks.items()}
+            scores = self._score(sample, batch.images, targets, masks, batch.index, self.options)
+            for name, values in {**scores, "labels": batch.labels.numpy(), "predictions": targets.numpy()}.items():
+                parts.setdefault(name, []).append(values)
+        rows = {name: np.concatenate(values) for name, values in parts.items()}
+        rows.setdefault("labels", np.empty(0, np.int64))
+        rows.setdefault("predictions", np.empty(0, np.int64))
+        return self._complete(sample, rows, 0), lambda r: gather_by_index(mine, r)
+
+    def _score_findings(self, sample: ExplainedSample):
+        """Multi-label: every positive finding of the first `num_images` images, explained and scored with
+        that finding's sigmoid against that finding's own mask channel (as the AOPC step does)."""
+        every = sample.targets("label")
+        keep = np.isin(sample.positions[every.rows], sample.first(self.num_images))
+        targets = Targets(every.rows[keep], every.classes[keep], every.groups[keep], every.keys[keep])
+        options = replace(self.options, score="sigmoid")
+        rows: dict[str, np.ndarray] = {}
+        for part in sample.target_batches(targets, "explain: explainers"):
+            masks = {k: m[:, None] for k, m in part.masks.items()}
+            scores = self._score(sample, part.images, part.classes, masks, part.positions, options)
+            for name, values in {**scores, "labels": part.labels.numpy(), "predictions": part.classes.numpy()}.items():
+                rows.setdefault(name, np.zeros((len(targets.rows), *values.shape[1:]), values.dtype))
+                rows[name][part.selected] = values
+        rows.setdefault("labels", np.empty((len(targets.rows), len(sample.class_names)), np.float32))
+        rows.setdefault("predictions", np.empty(len(targets.rows), np.int64))
+        return self._complete(sample, rows, len(targets.rows)), lambda r: sample.gather_targets(targets, r)
+
+    def _complete(self, sample: ExplainedSample, rows: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
+        """Every method-metric column present (empty on a rank without rows), so every rank gathers the same names."""
+        for method in self.methods:
+            for metric in scoring.metric_directions(sample.mask_kinds):
+                rows.setdefault(f"{method}/{metric}", np.full(count, np.nan) if count else np.empty(0))
+        return rows
 
     def _examples(self, sample: ExplainedSample):
         """Rank 0: the first `examples` images of the sample under every method."""

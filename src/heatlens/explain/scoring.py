@@ -45,6 +45,7 @@ class Options:
     steps: int | None = None  # cap on AOPC steps; None = every region
     batch_size: int | None = None  # forwards per chunk of the perturbation curves
     seed: int = 0
+    score: str = "prob"  # the target's output the faithfulness metrics read: "sigmoid" for multi-label findings
 
 
 def extra_metrics() -> dict:
@@ -88,7 +89,8 @@ def score_batch(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, h
 
     Image i's random draws are seeded by options.seed + index[i] (`index`: the images' test positions,
     default 0..B-1), so values do not depend on batching or on how ranks share images; the fully
-    randomised model of `randomisation_corr` is seeded by options.seed alone. `metric_options` maps a
+    randomised model of `randomisation_corr` is seeded by options.seed alone. AOPC and every metric that
+    reads the softmax probability by default read `options.score` instead. `metric_options` maps a
     METRICS name to keyword options of its function (e.g. {"max_sensitivity": {"nr_samples": 5}}).
     """
     if heatmaps.ndim != 3 or len(heatmaps) != len(images):
@@ -100,7 +102,7 @@ def score_batch(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, h
         curves = torch.cat([perturbation.perturbation_curves(
             model, images[i:i + 1], heatmaps[i:i + 1].float(), targets[i:i + 1], region_size=options.region_size,
             order=order, perturbation=options.perturbation, sigma=options.sigma, seed=seed, steps=options.steps,
-            batch_size=options.batch_size) for i, seed in enumerate(seeds)])
+            batch_size=options.batch_size, score=options.score) for i, seed in enumerate(seeds)])
         out[f"aopc_{order}"] = perturbation.aopc_per_image(curves).double().numpy()
     for kind, kind_masks in masks.items():
         scores = localisation.localisation_scores(heatmaps.clamp_min(0), kind_masks)
@@ -115,7 +117,11 @@ def score_batch(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, h
         args = {"maps": (heatmaps,), "model": (model, images, targets, heatmaps),
                 "explainer": (model, images, targets, heatmaps, explain_fn)}[metric.needs]
         kwargs = dict(metric_options.get(name, {}))
-        if "seed" in inspect.signature(metric.fn).parameters:
+        parameters = inspect.signature(metric.fn).parameters
+        # Metrics that read the softmax probability by default read options.score (a logit stays a logit).
+        if "score" in parameters and parameters["score"].default == "prob":
+            kwargs.setdefault("score", options.score)
+        if "seed" in parameters:
             values = torch.cat([metric.fn(*(a[i:i + 1] if isinstance(a, torch.Tensor) else a for a in args),
                                           seed=seed, **kwargs) for i, seed in enumerate(seeds)])
         else:
