@@ -11,7 +11,7 @@ from sklearn.neighbors import kneighbors_graph
 from heatlens.data.phantom_render import COVID, render_batch
 from heatlens.explain import ExplainError, cam, shortcut
 from heatlens.explain.shortcut import NO_RELEVANCE, AuditSettings
-from heatlens.models import build_model
+from trained_cnn import trained_simple_cnn
 
 
 def blobs(centres: list[tuple[int, int]], sizes: list[int], side: int = 8, noise: float = 0.1,
@@ -272,15 +272,7 @@ def test_a_model_trained_on_the_marker_is_flagged_and_its_suspects_carry_the_mar
     """The done-means of the audit at unit scale: real Grad-CAM of a simple_cnn trained 5 epochs."""
     train_x, train_y, _, _ = phantom(320, marker_fraction, seed=1)
     test_x, test_y, lungs, marker = phantom(200, marker_fraction, seed=2)
-    torch.manual_seed(0)
-    net = build_model({"name": "simple_cnn", "width": 8}, {"name": "timm"}, num_classes=4, in_chans=1)
-    optimiser = torch.optim.Adam(net.parameters(), lr=3e-3)
-    order = torch.Generator().manual_seed(0)
-    for _ in range(5):
-        for rows in torch.randperm(len(train_x), generator=order).split(32):
-            optimiser.zero_grad()
-            torch.nn.functional.cross_entropy(net(train_x[rows]), train_y[rows]).backward()
-            optimiser.step()
+    net = trained_simple_cnn(train_x, train_y)
     maps = cam.gradcam_all_classes(net, test_x)
     heat = cam.relu(cam.heatmaps_for(maps, maps.logits.argmax(1)))
     audit = shortcut.audit_classes(heat, test_y, 4, lungs)

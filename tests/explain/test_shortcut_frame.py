@@ -15,7 +15,7 @@ from heatlens.data.phantom import PhantomSpec
 from heatlens.data.phantom_render import COVID, render_batch
 from heatlens.explain import cam, shortcut
 from heatlens.explain.shortcut import AuditSettings
-from heatlens.models import build_model
+from trained_cnn import trained_simple_cnn
 
 
 def rings(side: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -107,15 +107,7 @@ def test_a_model_trained_on_the_frame_is_flagged_without_masks_at_7x7(fraction: 
     most of its framed images suspect; a model trained on a clean phantom flags nothing."""
     train_x, train_y, _ = phantom(320, fraction, seed=1)
     test_x, test_y, framed = phantom(200, fraction, seed=2)
-    torch.manual_seed(0)
-    net = build_model({"name": "simple_cnn", "width": 8}, {"name": "timm"}, num_classes=4, in_chans=1)
-    optimiser = torch.optim.Adam(net.parameters(), lr=3e-3)
-    order = torch.Generator().manual_seed(0)
-    for _ in range(5):
-        for rows in torch.randperm(len(train_x), generator=order).split(32):
-            optimiser.zero_grad()
-            torch.nn.functional.cross_entropy(net(train_x[rows]), train_y[rows]).backward()
-            optimiser.step()
+    net = trained_simple_cnn(train_x, train_y)
     maps = cam.gradcam_all_classes(net.eval(), test_x)
     heat = cam.relu(cam.heatmaps_for(maps, maps.logits.argmax(1)))
     assert heat.shape[1:] == (7, 7)

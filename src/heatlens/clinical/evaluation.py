@@ -116,19 +116,8 @@ def clinical_evaluation(test: Mapping[str, np.ndarray], val: Mapping[str, np.nda
         threshold = choose_threshold(decided_val[:, k], val_labels == k, settings.operating_point)
         if not np.isfinite(threshold):
             continue
-        rates = binary_rates(decided[:, k], positive, threshold)
-        intervals = rate_intervals(decided[:, k], positive, threshold, seed=seed, **boot)
-        out.thresholds[name] = threshold
-        out.confusions[name] = [[rates["tn"], rates["fp"]], [rates["fn"], rates["tp"]]]
-        out.metrics[f"val/op_threshold/{name}"] = threshold
-        for rate in RATES:
-            interval = intervals[rate]
-            out.metrics |= {f"test/op_{rate}/{name}": interval.estimate, f"test/op_{rate}_low/{name}": interval.low,
-                            f"test/op_{rate}_high/{name}": interval.high}
-        points.append({
-            "class_name": name, "threshold": threshold, "test_confusion": out.confusions[name],
-            **{rate: vars(intervals[rate]) for rate in RATES}, "auroc": vars(auroc),
-        })
+        points.append({**record_operating_point(out, name, decided[:, k], positive, threshold, seed, boot),
+                       "auroc": vars(auroc)})
     out.report = {
         "calibration": settings.calibration, "temperature": out.temperature, "tta": settings.tta,
         "operating_point": str(settings.operating_point), "rule": settings.operating_point.describe(),
@@ -139,3 +128,21 @@ def clinical_evaluation(test: Mapping[str, np.ndarray], val: Mapping[str, np.nda
                         for panel, series in out.reliability.items()},
     }
     return out
+
+
+def record_operating_point(out: ClinicalEvaluation, name: str, scores: np.ndarray, positive: np.ndarray,
+                           threshold: float, seed: int, boot: Mapping) -> dict:
+    """Class `name`'s operating point at `threshold` (chosen on val) applied to the test `scores`: its
+    threshold, test confusion and sensitivity / specificity with bootstrap intervals, into `out`; returns
+    the point's entry of `reports/operating_points`."""
+    rates = binary_rates(scores, positive, threshold)
+    intervals = rate_intervals(scores, positive, threshold, seed=seed, **boot)
+    out.thresholds[name] = threshold
+    out.confusions[name] = [[rates["tn"], rates["fp"]], [rates["fn"], rates["tp"]]]
+    out.metrics[f"val/op_threshold/{name}"] = threshold
+    for rate in RATES:
+        interval = intervals[rate]
+        out.metrics |= {f"test/op_{rate}/{name}": interval.estimate, f"test/op_{rate}_low/{name}": interval.low,
+                        f"test/op_{rate}_high/{name}": interval.high}
+    return {"class_name": name, "threshold": threshold, "test_confusion": out.confusions[name],
+            **{rate: vars(intervals[rate]) for rate in RATES}}

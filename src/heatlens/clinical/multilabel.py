@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from heatlens.clinical.calibration import calibration_error, reliability_bins
-from heatlens.clinical.evaluation import ClinicalEvaluation
-from heatlens.clinical.operating_points import RATES, auroc_interval, binary_rates, choose_threshold, rate_intervals
+from heatlens.clinical.evaluation import ClinicalEvaluation, record_operating_point
+from heatlens.clinical.operating_points import auroc_interval, choose_threshold
 from heatlens.clinical.settings import ClinicalSettings
 
 SKIPPED = ("multi-label run: per-finding calibration and operating points only; temperature scaling, "
@@ -55,19 +55,8 @@ def multilabel_clinical(test: Mapping[str, np.ndarray], val: Mapping[str, np.nda
             if val_known.any() else float("nan")
         if not np.isfinite(threshold):
             continue
-        rates = binary_rates(p, positive, threshold)
-        intervals = rate_intervals(p, positive, threshold, seed=seed, **boot)
-        out.thresholds[name] = threshold
-        out.confusions[name] = [[rates["tn"], rates["fp"]], [rates["fn"], rates["tp"]]]
-        out.metrics[f"val/op_threshold/{name}"] = threshold
-        for rate in RATES:
-            interval = intervals[rate]
-            out.metrics |= {f"test/op_{rate}/{name}": interval.estimate, f"test/op_{rate}_low/{name}": interval.low,
-                            f"test/op_{rate}_high/{name}": interval.high}
-        points.append({
-            "class_name": name, "threshold": threshold, "test_confusion": out.confusions[name], "known": int(known.sum()),
-            **{rate: vars(intervals[rate]) for rate in RATES}, "auroc": vars(auroc),
-        })
+        point = record_operating_point(out, name, p, positive, threshold, seed, boot)
+        points.append({**point, "known": int(known.sum()), "auroc": vars(auroc)})
     out.report = {
         "task": "multilabel", "calibration": "none", "temperature": None, "tta": settings.tta,
         "operating_point": str(settings.operating_point), "rule": settings.operating_point.describe(),

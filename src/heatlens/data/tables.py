@@ -1,13 +1,12 @@
 """Table-driven readers: a generic CSV manifest and the CoronaHack metadata CSV."""
 
-import csv
 import logging
 from collections import Counter
 from pathlib import Path
 
 from heatlens.data.decode import Source
 from heatlens.data.errors import DataError
-from heatlens.data.findings import finding_value, labelled_sample, uncertain_policy
+from heatlens.data.findings import finding_value, labelled_sample, read_table, uncertain_policy
 from heatlens.data.samples import SPLITS, Listing, Sample, image_files, require_folder
 from heatlens.data.settings import DataSettings
 
@@ -20,16 +19,7 @@ def _read_rows(path: Path, required: list[str]) -> list[tuple[int, dict[str, str
     """(line number, row) pairs; a missing file or column is an error naming the file."""
     if not path.is_file():
         raise DataError(f"data.csv={path}: file not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        missing = [c for c in required if c not in columns]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing} (has {columns})")
-        rows = [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}) for row in reader]
-    if not rows:
-        raise DataError(f"{path}: no rows")
-    return rows
+    return read_table(path, required)
 
 
 def _resolve(value: str, root: Path) -> Path:

@@ -31,11 +31,9 @@ SCORES = ("pointing_game", "relevance_mass_accuracy", "relevance_rank_accuracy",
           "top_k_iou", "auc")
 
 
-def localisation_scores(heatmaps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.ndarray,
-                        top_k: float = 0.1) -> dict[str, np.ndarray]:
-    """Every score above for a batch: heatmaps (B, h, w), masks (B, H, W) -> {name: (B,) float64}."""
-    if not 0 < top_k <= 1:
-        raise ExplainError(f"top_k is a fraction of the pixels in (0, 1], got {top_k}")
+def _maps_and_masks(heatmaps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.ndarray
+                    ) -> tuple[torch.Tensor, np.ndarray]:
+    """Checked float64 maps (B, H, W), bilinearly resized to the masks' (B, H, W) (a (B, 1, H, W) mask is squeezed)."""
     masks_np = to_numpy(masks)
     if masks_np.ndim == 4 and masks_np.shape[1] == 1:
         masks_np = masks_np[:, 0]
@@ -43,10 +41,19 @@ def localisation_scores(heatmaps: torch.Tensor | np.ndarray, masks: torch.Tensor
     if heat.ndim != 3 or masks_np.ndim != 3 or len(heat) != len(masks_np):
         raise ExplainError(f"heatmaps must be (B, h, w) and masks (B, H, W) with the same B, got "
                            f"{tuple(heat.shape)} and {masks_np.shape}")
-    if not np.isin(masks_np, (0, 1)).all():
-        raise ExplainError(f"masks must be binary (0/1), got values {np.unique(masks_np)[:5].tolist()}")
     if tuple(heat.shape[1:]) != masks_np.shape[1:]:
         heat = F.interpolate(heat[:, None], size=masks_np.shape[1:], mode="bilinear", align_corners=False)[:, 0]
+    return heat, masks_np
+
+
+def localisation_scores(heatmaps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.ndarray,
+                        top_k: float = 0.1) -> dict[str, np.ndarray]:
+    """Every score above for a batch: heatmaps (B, h, w), masks (B, H, W) -> {name: (B,) float64}."""
+    if not 0 < top_k <= 1:
+        raise ExplainError(f"top_k is a fraction of the pixels in (0, 1], got {top_k}")
+    heat, masks_np = _maps_and_masks(heatmaps, masks)
+    if not np.isin(masks_np, (0, 1)).all():
+        raise ExplainError(f"masks must be binary (0/1), got values {np.unique(masks_np)[:5].tolist()}")
     a_all = heat.flatten(1).numpy()
     s_all = masks_np.reshape(len(masks_np), -1).astype(bool)
     out = {name: np.full(len(a_all), np.nan) for name in SCORES}
@@ -103,15 +110,7 @@ def box_scores(heatmaps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.nda
     """
     if not 0 <= threshold <= 1:
         raise ExplainError(f"threshold is a fraction of the map's range in [0, 1], got {threshold}")
-    masks_np = to_numpy(masks)
-    if masks_np.ndim == 4 and masks_np.shape[1] == 1:
-        masks_np = masks_np[:, 0]
-    heat = torch.as_tensor(to_numpy(heatmaps), dtype=torch.float64)
-    if heat.ndim != 3 or masks_np.ndim != 3 or len(heat) != len(masks_np):
-        raise ExplainError(f"heatmaps must be (B, h, w) and masks (B, H, W) with the same B, got "
-                           f"{tuple(heat.shape)} and {masks_np.shape}")
-    if tuple(heat.shape[1:]) != masks_np.shape[1:]:
-        heat = F.interpolate(heat[:, None], size=masks_np.shape[1:], mode="bilinear", align_corners=False)[:, 0]
+    heat, masks_np = _maps_and_masks(heatmaps, masks)
     out = {"box_iou": np.full(len(heat), np.nan)} | {f"hit_iou_{t:g}": np.full(len(heat), np.nan) for t in thresholds}
     for i, (a, s) in enumerate(zip(heat.numpy(), masks_np > 0)):
         truth = _boxes(s)
