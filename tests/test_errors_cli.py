@@ -146,3 +146,27 @@ def test_bench_bad_value(capsys):
     assert ended.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("python -m heatlens.bench: error: argument --only: invalid choice: 'nope'")
+
+
+def test_sync_bad_value(tmp_path, capsys, monkeypatch):
+    from heatlens.cli.sync import main
+
+    monkeypatch.setattr(sys, "argv", ["heatlens-sync"])  # as the console script starts it
+
+    with pytest.raises(SystemExit) as ended:
+        main([str(tmp_path / "no-such-run")])
+    assert ended.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("heatlens-sync: error: ") and "no-such-run" in lines[0]
+
+
+def test_ui_bad_value(capsys, monkeypatch):
+    from heatlens.cli.ui import main
+
+    monkeypatch.setattr(sys, "argv", ["heatlens-ui"])
+
+    with pytest.raises(SystemExit) as ended:
+        main(["--backend-store-uri", "http://127.0.0.1:5000"])
+    assert ended.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("heatlens-ui: error: --backend-store-uri=http://127.0.0.1:5000")
