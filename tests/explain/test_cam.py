@@ -106,6 +106,18 @@ def test_every_library_method_runs(method, tiny_net, gray_images):
     assert method in cam._library_methods()
 
 
+def test_scorecam_equals_the_library_and_draws_no_progress_bar(tiny_net, gray_images, capfd):
+    from pytorch_grad_cam import ScoreCAM
+
+    ours = cam.library_cam("scorecam", tiny_net, gray_images, [0, 1, 2, 0])
+    assert capfd.readouterr().err == ""  # the library alone draws a tqdm bar per batch of images
+    with ScoreCAM(model=tiny_net, target_layers=[tiny_net.feature_layer]) as reference:
+        reference.batch_size = 32
+        expected = reference(input_tensor=gray_images, targets=[ClassifierOutputTarget(t) for t in [0, 1, 2, 0]])
+    assert "it/s" in capfd.readouterr().err
+    np.testing.assert_allclose(ours.numpy(), expected, atol=1e-5)
+
+
 def test_bad_input_is_named(tiny_net, gray_images):
     with pytest.raises(ExplainError, match=r"unknown CAM method .gradcam\+\+\+."):
         cam.library_cam("gradcam+++", tiny_net, gray_images, 0)

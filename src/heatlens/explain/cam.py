@@ -7,7 +7,11 @@ pytorch-grad-cam needs one full forward + backward per class; it stays the refer
 the other CAM variants.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import SimpleNamespace
+from unittest.mock import patch
 
 import numpy as np
 import torch
@@ -111,6 +115,16 @@ LIBRARY_METHODS = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "
                    "scorecam")
 
 
+@contextmanager
+def _no_library_bars() -> Iterator[None]:
+    """ScoreCAM draws a tqdm bar for every batch of images (hundreds of console lines per step) and
+    pytorch-grad-cam has no switch for it; heatlens' own progress line already covers the step."""
+    from pytorch_grad_cam import score_cam
+
+    with patch.object(score_cam, "tqdm", SimpleNamespace(tqdm=lambda iterable, *args, **kwargs: iterable)):
+        yield
+
+
 def library_cam(method: str, model: nn.Module, images: torch.Tensor,
                 targets: torch.Tensor | list[int] | int) -> torch.Tensor:
     """A pytorch-grad-cam method on `model.feature_layer`: (B, H, W) in [0, 1] (ReLU, upsampled, min-max).
@@ -136,7 +150,7 @@ def library_cam(method: str, model: nn.Module, images: torch.Tensor,
     try:
         with gradients_enabled(), torch.autocast(device.type, enabled=False):
             x = usable(images).detach().float().to(device).requires_grad_(True)
-            with methods[key](model=model, target_layers=[model.feature_layer]) as explainer:
+            with methods[key](model=model, target_layers=[model.feature_layer]) as explainer, _no_library_bars():
                 if key == "scorecam":
                     explainer.batch_size = 32
                 result = explainer(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in target_ids])
