@@ -86,4 +86,5 @@ def test_quiet_console_drops_the_noise_and_keeps_the_rest(restored_logging, capl
     tips.info("GPU available: False, used: False")
     logging.getLogger("openTSNE.tsne").info("Precomputed affinities provided. Ignoring perplexity-related parameters.")
     logging.getLogger("openTSNE.tsne").warning("a real openTSNE problem")
+    logging.getLogger("saliency.core.xrai").info("Computing IG...")  # XRAI, twice per image
     assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False", "a real openTSNE problem"]

@@ -25,8 +25,8 @@ TIP_PREFIX = "\N{ELECTRIC LIGHT BULB} Tip:"
 TIP_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 # INFO lines that describe the libraries' internals, not the run: openTSNE repeats "precomputed
 # affinities provided" per call; MLflow announces creating its database tables and validating the
-# logged model's input example.
-QUIET_LOGGERS = ("openTSNE", "mlflow.store.db.utils", "alembic.runtime.migration", "mlflow.pyfunc")
+# logged model's input example; PAIR's saliency library (XRAI) logs two INFO lines per image.
+QUIET_LOGGERS = ("openTSNE", "mlflow.store.db.utils", "alembic.runtime.migration", "mlflow.pyfunc", "saliency")
 
 
 class _DropTips(logging.Filter):
