@@ -9,7 +9,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from heatlens.plots.common import as_display_image, ellipsise, panel_size, resize_to
+from heatlens.plots.common import as_display_image, panel_size, resize_to, wrap_caption
 
 
 FAMILY_ORDER = ("faithfulness", "localisation", "randomisation", "robustness", "complexity")
@@ -97,7 +97,7 @@ def examples_figure(images: np.ndarray, maps: Mapping[str, np.ndarray], titles: 
     for row, (image, title) in enumerate(zip(images, titles)):
         base, cmap = as_display_image(image)
         axes[row, 0].imshow(base, cmap=cmap, vmin=0, vmax=1)
-        axes[row, 0].set_title(ellipsise(title, 26), fontsize=7)
+        axes[row, 0].set_title(wrap_caption(title, 26), fontsize=7)
         for col, method in enumerate(methods, start=1):
             column = np.asarray(maps[method], dtype=np.float32)
             low, high = float(np.nanmin(column)), float(np.nanmax(column))
