@@ -26,11 +26,23 @@ class Result:
     stderr: str
 
 
+def stop_joblib_workers() -> None:
+    """joblib keeps its loky worker processes (Hydra's joblib launcher: `hydra/launcher=parallel`) alive
+    between calls, with the environment they started with: a later in-process run with another tracking
+    URI or PYTHONPATH would reuse them. Stopping them makes the next call start fresh ones."""
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
+
+
 @contextmanager
 def restored(env: Mapping[str, str | None]) -> Iterator[None]:
     """`env` added to the environment (None: the variable unset) for the block; afterwards environment,
     argv, cwd, torch threads, root logging and MLflow's process-wide tracking URI as they were: Hydra
-    reconfigures logging, and logging a model sets MLflow's URI (and its environment variable)."""
+    reconfigures logging, and logging a model sets MLflow's URI (and its environment variable). joblib's
+    worker processes are stopped before and after, so none outlives the environment it started in."""
+    stop_joblib_workers()
     saved_env = dict(os.environ)
     saved = (list(sys.argv), os.getcwd(), torch.get_num_threads())
     root = logging.getLogger()
@@ -45,6 +57,7 @@ def restored(env: Mapping[str, str | None]) -> Iterator[None]:
     try:
         yield
     finally:
+        stop_joblib_workers()
         sys.argv[:] = saved[0]
         os.chdir(saved[1])
         torch.set_num_threads(saved[2])
