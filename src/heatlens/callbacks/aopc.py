@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings, per_method
+from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings, each_method, per_method
 from heatlens.callbacks.sample import ExplainedSample
 from heatlens.explain import perturbation as perturb
 from heatlens.plots import explain as plots
@@ -45,10 +45,7 @@ class AopcCallback(ExplanationCallback):
         self.seed = seed
 
     def explain(self, sample: ExplainedSample) -> Findings | None:
-        found = Findings()
-        for method in sample.step_methods:
-            found.update(self._explain_method(sample, method))
-        return found if found.metrics else None
+        return each_method(sample.step_methods, lambda method: self._explain_method(sample, method))
 
     def _explain_method(self, sample: ExplainedSample, method: str) -> Findings | None:
         targets = sample.targets("prediction")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,15 @@ class Findings:
             self.figures |= other.figures
             self.arrays |= other.arrays
             self.documents |= other.documents
+
+
+def each_method(methods: Sequence[str], explain_method: Callable[[str], Findings | None]) -> Findings | None:
+    """The findings of `explain_method` for every method of `methods` (a sample's `step_methods`), merged;
+    None when no method found anything to log."""
+    found = Findings()
+    for method in methods:
+        found.update(explain_method(method))
+    return found if found.metrics or found.arrays else None
 
 
 def method_name(name: str, method: str) -> str:

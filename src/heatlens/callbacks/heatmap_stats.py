@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings, per_method
+from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings, each_method, per_method
 from heatlens.callbacks.sample import ExplainedSample, targets_of
 from heatlens.explain import stats
 from heatlens.explain.eigen import ClassEigenAccumulator
@@ -12,15 +12,6 @@ from heatlens.naming import slug
 from heatlens.plots import explain as plots
 
 STATS_CHUNK = 256  # heatmaps per streamed update on rank 0
-
-
-def class_mean_images(thumbnails: np.ndarray, groups: np.ndarray, num_classes: int) -> np.ndarray:
-    """(C, t, t) in [0, 1]: the average thumbnail of each class's rows, NaN for a class without any."""
-    sums = np.zeros((num_classes, *thumbnails.shape[1:]))
-    np.add.at(sums, groups, thumbnails / 255.0)
-    counts = np.bincount(groups, minlength=num_classes).reshape(-1, *[1] * (thumbnails.ndim - 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / counts
 
 
 class HeatmapStatsCallback(ExplanationCallback):
@@ -39,10 +30,10 @@ class HeatmapStatsCallback(ExplanationCallback):
         self.max_components = max_components
 
     def explain(self, sample: ExplainedSample) -> Findings | None:
-        found = Findings()
-        for method in sample.step_methods:
-            found.update(self._gradcam(sample) if method == "gradcam" else self._method(sample, method))
-        return found if found.arrays else None
+        def one(method: str) -> Findings | None:
+            return self._gradcam(sample) if method == "gradcam" else self._method(sample, method)
+
+        return each_method(sample.step_methods, one)
 
     def _gradcam(self, sample: ExplainedSample) -> Findings | None:
         rows = sample.gathered_cams()
@@ -62,7 +53,7 @@ class HeatmapStatsCallback(ExplanationCallback):
         mean_image = rows.thumbnails.mean(axis=0) / 255.0  # the average explained X-ray, thumbnail size
         arrays = {"mean_grid": grid, "box_summaries": boxes, "four_colour": composite,
                   "counts": accumulator.counts, "class_names": np.asarray(names)}
-        class_images = class_mean_images(rows.thumbnails[targets.rows], labels, len(names))
+        class_images = stats.class_means(rows.thumbnails[targets.rows] / 255.0, labels, len(names))
         figures = {"figures/heatmaps/average_grid.png": plots.average_heatmap_grid(grid, names, class_images),
                    "figures/heatmaps/boxplots.png": plots.heatmap_boxplots(boxes, names),
                    "figures/heatmaps/four_colour.png": plots.four_colour_map(composite, names, mean_image=mean_image,
@@ -79,17 +70,14 @@ class HeatmapStatsCallback(ExplanationCallback):
         eigen = ClassEigenAccumulator(len(names), maps.shape[-2:])
         eigen.update(maps, labels)
         counts = np.bincount(labels, minlength=len(names))
-        sums = np.zeros((len(names), *maps.shape[-2:]))
-        np.add.at(sums, labels, maps)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = (sums / counts[:, None, None]).astype(np.float32)  # NaN for a class without images
+        means = stats.class_means(maps, labels, len(names)).astype(np.float32)  # NaN for a class without images
         composite = stats.four_colour_composite(np.nan_to_num(means))
         arrays = {"mean_explained": means, "four_colour": composite, "counts": counts,
                   "class_names": np.asarray(names)}
         figures = {"figures/heatmaps/four_colour.png": plots.four_colour_map(
             composite, names, mean_image=rows.thumbnails.mean(axis=0) / 255.0, mean_maps=means, map_name=method)}
         self._eigen(eigen, names, maps, labels, arrays, figures, method,
-                    class_mean_images(rows.thumbnails, labels, len(names)))
+                    stats.class_means(rows.thumbnails / 255.0, labels, len(names)))
         return per_method(Findings(arrays={"explain/heatmap_stats.npz": arrays}, figures=figures), method,
                           sample.methods)
 

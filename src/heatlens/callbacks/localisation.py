@@ -7,9 +7,9 @@ import logging
 import numpy as np
 import torch
 
-from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings, per_method
+from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings, each_method, per_method
 from heatlens.callbacks.sample import ExplainedSample
-from heatlens.explain import cam, localisation
+from heatlens.explain import cam, localisation, stats
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,7 @@ class LocalisationCallback(ExplanationCallback):
         if not sample.mask_kinds:
             log.info("localisation: the dataset has no masks; nothing to score")
             return None
-        found = Findings()
-        for method in sample.step_methods:
-            found.update(self._explain_method(sample, method))
-        return found if found.metrics else None
+        return each_method(sample.step_methods, lambda method: self._explain_method(sample, method))
 
     def _scores(self, kind: str) -> tuple[str, ...]:
         boxes = ("box_iou", *(f"hit_iou_{t:g}" for t in localisation.IOU_THRESHOLDS)) if kind == BOX else ()
@@ -79,9 +76,9 @@ class LocalisationCallback(ExplanationCallback):
         gathered = sample.gather_targets(targets, {"labels": sample.cams.labels[targets.rows], **rows})
         if gathered is None or not len(gathered["index"]):
             return None
-        metrics = {f"xai/loc/{name}": _mean(gathered[name]) for name in names}
+        metrics = {f"xai/loc/{name}": stats.finite_mean(gathered[name]) for name in names}
         if sample.multilabel:
-            metrics |= {f"xai/loc/{name}/{finding}": _mean(gathered[name][gathered["groups"] == k])
+            metrics |= {f"xai/loc/{name}/{finding}": stats.finite_mean(gathered[name][gathered["groups"] == k])
                         for k, finding in enumerate(sample.class_names) for name in names}
         per_score = {name.replace("/", "__"): gathered[name] for name in names}
         arrays = dict(ids=gathered["ids"], index=gathered["index"], labels=gathered["labels"], **per_score)
@@ -89,8 +86,3 @@ class LocalisationCallback(ExplanationCallback):
             arrays["findings"] = gathered["classes"]
         return per_method(Findings(metrics=metrics, arrays={"explain/localisation.npz": arrays}), method,
                           sample.methods)
-
-
-def _mean(values: np.ndarray) -> float:
-    finite = values[~np.isnan(values)]
-    return float(finite.mean()) if len(finite) else float("nan")

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings, per_method
+from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings, each_method, per_method
 from heatlens.callbacks.sample import ExplainedSample
 from heatlens.explain import shortcut
 from heatlens.explain.errors import ExplainError
@@ -38,10 +38,7 @@ class ShortcutCallback(ExplanationCallback):
         self.examples = examples
 
     def explain(self, sample: ExplainedSample) -> Findings | None:
-        found = Findings()
-        for method in sample.step_methods:
-            found.update(self._explain_method(sample, method))
-        return found if found.metrics else None
+        return each_method(sample.step_methods, lambda method: self._explain_method(sample, method))
 
     def _explain_method(self, sample: ExplainedSample, method: str) -> Findings | None:
         rows = sample.gathered_maps(method, "prediction")

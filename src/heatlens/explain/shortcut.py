@@ -40,6 +40,7 @@ from sklearn.neighbors import kneighbors_graph
 
 from heatlens.explain._common import to_numpy
 from heatlens.explain.errors import ExplainError
+from heatlens.explain.stats import finite_mean
 
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 NO_RELEVANCE = -1  # the cluster of an all-zero map: nothing to cluster, no mass to measure
@@ -313,7 +314,8 @@ def audit_class(heatmaps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.nd
         unit = maps / np.where(totals > 0, totals, 1.0)
         for c in range(int(cluster.max()) + 1):
             members = np.flatnonzero(cluster == c)
-            masses = (_mean(outside[members]), _mean(outside_share[members]), float(in_border[members].mean()),
+            masses = (finite_mean(outside[members]), finite_mean(outside_share[members]),
+                      float(in_border[members].mean()),
                       in_corners[members].mean(axis=0), float(in_frame[members].mean()))
             reasons = _reasons(*masses, float(border.mean()), float(corners[0].mean()), reference, settings)
             clusters.append(Cluster(members, unit[members].mean(axis=0), *masses, reasons=reasons))
@@ -321,13 +323,13 @@ def audit_class(heatmaps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.nd
     min_size = max(settings.min_flag_images, settings.min_flag_share * len(live))
     return ClassAudit(
         n_images=n,
-        outside_mass=_mean(outside[live]),
-        outside_share=_mean(outside_share[live]),
-        border_mass=_mean(in_border[live]),
+        outside_mass=finite_mean(outside[live]),
+        outside_share=finite_mean(outside_share[live]),
+        border_mass=finite_mean(in_border[live]),
         border_share=float(border.mean()),
         corner_mass=in_corners[live].mean(axis=0) if len(live) else np.full(4, np.nan),
         corner_share=float(corners[0].mean()),
-        frame_mass=_mean(in_frame[live]),
+        frame_mass=finite_mean(in_frame[live]),
         frame_reference=float(reference),
         clusters=tuple(clusters),
         cluster=cluster,
@@ -371,12 +373,6 @@ def _median(values: np.ndarray) -> float:
     """Median ignoring NaN (all-zero maps, classes without images), NaN for no value."""
     finite = values[~np.isnan(values)]
     return float(np.median(finite)) if len(finite) else float("nan")
-
-
-def _mean(values: np.ndarray) -> float:
-    """Mean ignoring NaN (no anatomy mask), NaN for no value, without numpy's empty-slice warning."""
-    finite = values[~np.isnan(values)]
-    return float(finite.mean()) if len(finite) else float("nan")
 
 
 def audit_classes(heatmaps: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray, num_classes: int,

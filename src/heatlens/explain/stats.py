@@ -89,6 +89,22 @@ class HeatmapStats:
         return out
 
 
+def finite_mean(values: np.ndarray) -> float:
+    """Mean ignoring NaN (no mask, no relevance), NaN for no value, without numpy's empty-slice warning."""
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if len(finite) else float("nan")
+
+
+def class_means(values: np.ndarray, groups: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, ...) float64 mean of the rows of `values` (N, ...) in each group of `groups` (N,); NaN for a
+    class without rows."""
+    sums = np.zeros((num_classes, *values.shape[1:]))
+    np.add.at(sums, groups, values)
+    counts = np.bincount(groups, minlength=num_classes).reshape(-1, *[1] * (values.ndim - 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
+
+
 def four_colour_composite(mean_maps: torch.Tensor | np.ndarray) -> np.ndarray:
     """(h, w) int: for every pixel, the class whose min-max normalised average heatmap is largest."""
     maps = to_numpy(mean_maps).astype(np.float64)
