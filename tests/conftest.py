@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,16 @@ from heatlens.tracking import RunHandle
 from heatlens.tracking.setup import ensure_experiment
 
 _numbers = itertools.count()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Cache bytecode even where the environment says not to (CI images often set
+    PYTHONDONTWRITEBYTECODE): the suite starts dozens of Python processes (xdist workers, DDP ranks,
+    `train.py` smoke runs, servers), and without the cache each compiles Lightning, MLflow, pandas, ...
+    from source again: measured 18.6 s of CPU to import them in a fresh venv against 7.4 s cached.
+    Set here, before xdist starts its workers, so every child inherits it."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sys.dont_write_bytecode = False
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
