@@ -10,7 +10,8 @@ import torch
 
 from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings
 from heatlens.callbacks.distributed import gather_by_index
-from heatlens.callbacks.sample import ExplainedSample, Targets, mask_of
+from heatlens.callbacks.rows import Targets, mask_of
+from heatlens.callbacks.sample import ExplainedSample
 from heatlens.explain import registry, scoring
 from heatlens.explain.errors import ExplainError
 from heatlens.plots import explainers as plots

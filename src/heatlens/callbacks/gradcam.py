@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings
-from heatlens.callbacks.sample import CamRows, ExplainedSample
+from heatlens.callbacks.rows import CamRows
+from heatlens.callbacks.sample import ExplainedSample
 from heatlens.explain import cam
 from heatlens.naming import slug
 from heatlens.plots import explain as plots

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings, each_method, per_method
-from heatlens.callbacks.sample import ExplainedSample, targets_of
+from heatlens.callbacks.rows import targets_of
+from heatlens.callbacks.sample import ExplainedSample
 from heatlens.explain import stats
 from heatlens.explain.eigen import ClassEigenAccumulator
 from heatlens.naming import slug
