@@ -2,8 +2,9 @@
 
 Every check runs in a fresh interpreter and reads its `sys.modules`: `--help`, `--cfg job` and a config
 error of every entry point import none of the heavy libraries, importing a package face costs nothing,
-and a run that is not a sweep never imports Optuna. New packages and entry points are covered as they
-come: the faces are found by walking `src/heatlens`, the entry points are the `[project.scripts]`.
+a run that is not a sweep never imports Optuna, and a sweep's controller never imports torch. New
+packages and entry points are covered as they come: the faces are found by walking `src/heatlens`, the
+entry points are the `[project.scripts]`.
 """
 
 from __future__ import annotations
@@ -120,3 +121,17 @@ def test_a_run_that_is_not_a_sweep_never_imports_optuna():
     loaded = set(json.loads(out.stdout))
     assert "mlflow" in loaded and "lightning" in loaded  # the probe did import the run's work
     assert loaded.isdisjoint(SWEEP_ONLY), sorted(loaded & set(SWEEP_ONLY))
+
+
+def test_the_sweeper_imports_no_torch_or_lightning():
+    """The Optuna sweeper runs in a sweep's controlling process (and in every tiny-app worker of
+    tests/sweep): it asks Optuna, writes the sweep's MLflow run and figures, and trains nothing."""
+    code = (
+        "import json, sys\n"
+        "import hydra_plugins.heatlens_optuna_sweeper._impl\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    assert {"optuna", "mlflow"} <= loaded  # the probe did import the sweeper's work
+    assert loaded.isdisjoint({"torch", "lightning", "timm"}), sorted(loaded & {"torch", "lightning", "timm"})

@@ -73,7 +73,7 @@ def train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uri: str, experiment:
 
     import heatlens.cli.training as training
     from heatlens.cli.train import main
-    from heatlens.tracking.setup import HeatlensMLFlowLogger
+    from heatlens.tracking.logger import HeatlensMLFlowLogger
 
     class Outage(training.RunInCheckpoint):
         def on_train_epoch_end(self, trainer, module) -> None:

@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from heatlens.models.checkpoint_io import load_checkpoint
 from heatlens.naming import slug
-from heatlens.tracking.setup import run_reference
+from heatlens.tracking.logger import run_reference
 
 MACRO_RECALL = "val/recall_macro"
 MACRO_AUROC = "val/auroc_macro"

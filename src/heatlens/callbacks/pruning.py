@@ -17,7 +17,7 @@ from optuna import TrialPruned
 
 from heatlens.sweep.job import sweep_trial
 from heatlens.sweep.study import MLFLOW_RUN_ID
-from heatlens.tracking.setup import run_reference
+from heatlens.tracking.logger import run_reference
 
 __all__ = ["TrialPruned", "TrialPruning", "trial_callbacks"]
 

@@ -11,15 +11,15 @@ _MEMBERS = {
     "ModelInputError": "errors",
     "TrackingError": "errors",
     "HeatlensClassifier": "model",
-    "HeatlensMLFlowLogger": "setup",
+    "HeatlensMLFlowLogger": "logger",
     "RunHandle": "run",
     "UPLOAD_POLICIES": "setup",
     "check_logger_config": "setup",
-    "create_logger": "setup",
+    "create_logger": "logger",
     "default_tracking_uri": "setup",
     "flatten": "setup",
     "git_commit": "setup",
-    "handle_for": "setup",
+    "handle_for": "logger",
     "log_checkpoints": "reports",
     "log_run_config": "setup",
     "log_selected_model": "model",
@@ -28,7 +28,7 @@ _MEMBERS = {
     "resolve_tracking_uri": "setup",
     "run_location": "setup",
     "run_name_for": "names",
-    "run_reference": "setup",
+    "run_reference": "logger",
 }
 
 __all__ = sorted(_MEMBERS)

@@ -11,7 +11,6 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-from lightning.pytorch.loggers import MLFlowLogger
 from matplotlib.figure import Figure
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
@@ -37,6 +36,8 @@ class RunHandle:
     @classmethod
     def from_trainer(cls, trainer: Any) -> RunHandle:
         """The run of the trainer's MLFlowLogger (rank 0 only: other ranks have no run)."""
+        from lightning.pytorch.loggers import MLFlowLogger  # here: a sweep's controller imports RunHandle
+
         for logger in trainer.loggers:
             if isinstance(logger, MLFlowLogger):
                 return cls(logger._tracking_uri, logger.run_id)
