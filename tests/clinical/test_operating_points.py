@@ -5,6 +5,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from heatlens.clinical import auroc_interval, binary_rates, choose_threshold, parse_rule, rate_intervals
+from heatlens.clinical.intervals import bootstrap_indices
+from heatlens.clinical.operating_points import resampled_aurocs
 
 # Ten images: five positives, five negatives; decision = score >= threshold.
 SCORES = np.array([0.95, 0.9, 0.7, 0.6, 0.3, 0.8, 0.5, 0.4, 0.2, 0.1])
@@ -86,6 +88,31 @@ def test_auroc_interval():
     assert interval.estimate == pytest.approx(roc_auc_score(positive, scores))
     assert interval.low < interval.estimate < interval.high
     assert interval.high - interval.low < 0.2
+
+
+def test_every_resampled_auroc_equals_sklearns_ties_and_one_class_resamples_included():
+    rng = np.random.default_rng(2)
+    positive = np.array([1, 0, 0, 1, 0, 0, 0, 0], dtype=bool)  # 10 % of resamples draw no positive
+    scores = np.round(rng.normal(positive * 0.8, 1.0), 1)  # rounded: resamples hold tied scores
+    indices = bootstrap_indices(len(scores), 400, seed=5)
+    aurocs = resampled_aurocs(scores, positive, indices)
+    one_class = [not 0 < positive[i].sum() < len(i) for i in indices]
+    assert 0 < sum(one_class) < len(indices)  # the toy set is small enough to draw some
+    for row, auroc, skipped in zip(indices, aurocs, one_class):
+        if skipped:
+            assert np.isnan(auroc)
+        else:
+            assert auroc == pytest.approx(roc_auc_score(positive[row], scores[row]), abs=1e-12)
+
+
+def test_resampled_aurocs_in_chunks_equal_all_rows_at_once(monkeypatch):
+    rng = np.random.default_rng(3)
+    positive = rng.random(50) < 0.5
+    scores = rng.random(50)
+    indices = bootstrap_indices(50, 64, seed=1)
+    whole = resampled_aurocs(scores, positive, indices)
+    monkeypatch.setattr("heatlens.clinical.operating_points._CHUNK_CELLS", 7 * 50)
+    np.testing.assert_array_equal(resampled_aurocs(scores, positive, indices), whole)
 
 
 def test_no_false_negative_on_val_applied_to_test():

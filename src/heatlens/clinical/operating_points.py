@@ -103,11 +103,39 @@ def rate_intervals(scores: np.ndarray, positive: np.ndarray, threshold: float, n
 def auroc_interval(scores: np.ndarray, positive: np.ndarray, n_boot: int = 1000, confidence: float = 0.95,
                    seed: int = 0) -> Interval:
     """One-vs-rest AUROC with a percentile bootstrap interval (resamples lacking a class are skipped)."""
-    from sklearn.metrics import roc_auc_score
-
     scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
     if positive.all() or not positive.any():
         return Interval(float("nan"), float("nan"), float("nan"))
-    samples = [roc_auc_score(positive[i], scores[i]) for i in bootstrap_indices(len(scores), n_boot, seed)
-               if 0 < positive[i].sum() < len(i)]
-    return percentile_interval(float(roc_auc_score(positive, scores)), np.asarray(samples), confidence)
+    everything = np.arange(len(scores))[None]
+    estimate = float(resampled_aurocs(scores, positive, everything)[0])
+    samples = resampled_aurocs(scores, positive, bootstrap_indices(len(scores), n_boot, seed))
+    return percentile_interval(estimate, samples, confidence)
+
+
+# Resample rows per chunk in resampled_aurocs: bounds its count tables to a few MiB at 21k test images.
+_CHUNK_CELLS = 2**21
+
+
+def resampled_aurocs(scores: np.ndarray, positive: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """AUROC of each resample (a row of image indices, repeats allowed); NaN where a class is missing.
+
+    The Mann-Whitney statistic over counts: a resample is how often it drew each distinct score, per
+    class; AUROC = P(positive scores above negative) + P(tie) / 2, what sklearn's roc_auc_score computes.
+    All rows at once instead of one roc_auc_score call per row: 1000 resamples cost 0.5 s that way,
+    a few ms this way (every run computes one interval per class and split)."""
+    levels = np.unique(scores, return_inverse=True)[1].reshape(-1)
+    n_levels = int(levels.max()) + 1
+    aurocs = np.empty(len(indices), dtype=np.float64)
+    rows = max(1, _CHUNK_CELLS // max(n_levels, indices.shape[1]))
+    for start in range(0, len(indices), rows):
+        chunk = indices[start:start + rows]
+        cells = levels[chunk] + n_levels * np.arange(len(chunk))[:, None]
+        drawn_positive = positive[chunk]
+        pos = np.bincount(cells[drawn_positive], minlength=len(chunk) * n_levels).reshape(len(chunk), n_levels)
+        neg = np.bincount(cells[~drawn_positive], minlength=len(chunk) * n_levels).reshape(len(chunk), n_levels)
+        negatives_below = np.cumsum(neg, axis=1) - neg
+        wins = (pos * (negatives_below + 0.5 * neg)).sum(axis=1)
+        pairs = pos.sum(axis=1).astype(np.float64) * neg.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            aurocs[start:start + len(chunk)] = np.where(pairs > 0, wins / pairs, np.nan)
+    return aurocs

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import timm
 import torch
 from torch import nn
 
@@ -18,7 +17,9 @@ from heatlens.models.heads import GapLinearHead, TimmHead, build_head
 from heatlens.models.optim import show
 from heatlens.models.registry import BackboneSpec, backbone_spec
 from heatlens.models.simple_cnn import SimpleCNN
-from heatlens.models.timm_layout import TimmLayout, derive_structure
+
+if TYPE_CHECKING:
+    from heatlens.models.timm_layout import TimmLayout
 
 
 class InputTooSmallError(ModelConfigError):
@@ -99,6 +100,8 @@ def normalization_for(backbone_cfg: Mapping[str, Any], channels: int) -> tuple[t
     spec = backbone_spec(backbone_cfg.get("name"))
     if spec.timm_name is None:
         return (0.5,) * channels, (0.5,) * channels
+    import timm  # here, not at the top: a simple_cnn run never pays its import (0.25 s)
+
     pretrained_cfg = timm.models.get_pretrained_cfg(spec.timm_name)
     mean, std = tuple(pretrained_cfg.mean), tuple(pretrained_cfg.std)
     if channels == 1:
@@ -133,6 +136,8 @@ def build_model(
         )
         net = HeatlensNet(name, backbone, head, spec)
     else:
+        from heatlens.models.timm_layout import derive_structure
+
         layout, head_modules, last_block = derive_structure(backbone, name, in_chans, spec.min_input_size, own_head)
         head = build_head(head_cfg, backbone.num_features, num_classes) if own_head else TimmHead(layout)
         net = HeatlensNet(name, backbone, head, spec, layout, head_modules, last_block)
@@ -155,6 +160,8 @@ def _timm_backbone(
     spec: BackboneSpec, num_classes: int, in_chans: int, pretrained: bool, weights_file: Any
 ) -> nn.Module:
     """timm's model; `num_classes=0`: no classifier (a heatlens head replaces timm's)."""
+    import timm
+
     kwargs: dict[str, Any] = {"num_classes": num_classes, "in_chans": in_chans}
     if weights_file:
         file_keys = set(_read_state_dict(weights_file))
@@ -191,6 +198,8 @@ def _timm_backbone(
 def _create(timm_name: str, kwargs: dict[str, Any]) -> nn.Module:
     """timm's model; token / window models (ViT, Swin...) built to take any input size (the patch grid
     follows the image), which leaves their native-size forward unchanged."""
+    import timm
+
     try:
         return timm.create_model(timm_name, dynamic_img_size=True, **kwargs)
     except TypeError as err:
@@ -200,6 +209,8 @@ def _create(timm_name: str, kwargs: dict[str, Any]) -> nn.Module:
 
 
 def _read_state_dict(weights_file: Any) -> dict[str, torch.Tensor]:
+    import timm
+
     path = check_weights_file(weights_file)
     try:
         state = timm.models.load_state_dict(str(path))  # torch.load(weights_only=True) or safetensors
