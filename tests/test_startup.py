@@ -110,17 +110,21 @@ def test_a_face_still_gives_every_member_it_lists():
 
 
 def test_a_run_that_is_not_a_sweep_never_imports_optuna():
-    """Everything a training run, its explanation steps and a re-explanation import: no Optuna, no SQLAlchemy."""
+    """Everything a training run, its explanation steps and a re-explanation import: no Optuna, no SQLAlchemy;
+    and a simple_cnn model is built without timm."""
     code = (
         "import json, sys\n"
         "import heatlens.cli.training, heatlens.cli.reexplain, heatlens.callbacks as c\n"
         "[getattr(c, name) for name in c.__all__]\n"
+        "from heatlens.models import build_model\n"
+        "build_model({'name': 'simple_cnn', 'width': 4}, {'name': 'gap_linear'}, 3, 1)\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(json.loads(out.stdout))
     assert "mlflow" in loaded and "lightning" in loaded  # the probe did import the run's work
     assert loaded.isdisjoint(SWEEP_ONLY), sorted(loaded & set(SWEEP_ONLY))
+    assert "timm" not in loaded
 
 
 def test_the_sweeper_imports_no_torch_or_lightning():

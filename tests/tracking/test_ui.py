@@ -88,7 +88,7 @@ def test_the_home_page_experiment_link_opens_the_runs_table(tmp_path: Path) -> N
                 break
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-                time.sleep(1)
+                time.sleep(0.2)
         home = _dom(f"{base}/")
         link = f'href="#/experiments/{experiment_id}"'
         assert link in home, home[-2000:]  # how the home page links to the experiment: no ?workflowType=

@@ -58,7 +58,7 @@ def wait_until_healthy(process: subprocess.Popen, url: str, log: Path, limit_s: 
                 if response.status == 200:
                     return
         except OSError:
-            time.sleep(1)
+            time.sleep(0.2)  # the server answers within 0.2 s of being up: no second lost per start
     raise RuntimeError(f"no answer from {url} within {limit_s} s: {log.read_text()[-3000:]}")
 
 

@@ -31,6 +31,7 @@ BENCHMARK_MODULES = {
     "road_vs_pytorch_grad_cam": "heatlens.bench.metrics",
     "insertion_deletion_vs_forward": "heatlens.bench.metrics",
     "insertion_deletion_vs_quantus": "heatlens.bench.metrics",
+    "auroc_interval_vs_sklearn": "heatlens.bench.clinical",
 }
 OPT_IN = ("sweep_pruning", "scale", "startup")
 DEFAULT_KEYS = tuple(key for key in BENCHMARK_MODULES if key not in OPT_IN)
