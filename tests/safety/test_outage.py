@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from heatlens.tracking.outbox import OUTBOX_DIR, Outbox
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tracking"))
-from tracking_server import free_port, server_command, wait_until_healthy  # noqa: E402
+from tracking_server import NO_JOBS, free_port, server_command, wait_until_healthy  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,7 @@ class Server:
         self.uri = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {**os.environ, "OMP_NUM_THREADS": "1",
+        env = {**os.environ, "OMP_NUM_THREADS": "1", **NO_JOBS,
                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
         log = self.root / "server.log"
         with open(log, "a") as sink:

@@ -6,6 +6,7 @@ default; the last opens the home page's experiment link in a real server and hea
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -19,7 +20,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from heatlens.cli.ui import UiError, server_command
+from heatlens.cli.ui import JOB_EXECUTION, UiError, server_command, server_environment
 from heatlens.tracking.setup import ensure_experiment
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -55,6 +56,11 @@ def test_a_tracking_server_is_not_started_again() -> None:
         server_command("http://team:5000", "127.0.0.1", 5000)
 
 
+def test_the_servers_job_runner_is_off_unless_the_user_turns_it_on() -> None:
+    assert server_environment({"PATH": "/bin"}) == {"PATH": "/bin", JOB_EXECUTION: "false"}
+    assert server_environment({JOB_EXECUTION: "true"})[JOB_EXECUTION] == "true"
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -79,7 +85,8 @@ def test_the_home_page_experiment_link_opens_the_runs_table(tmp_path: Path) -> N
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     with open(tmp_path / "server.log", "w") as log:
-        server = subprocess.Popen(server_command(uri, "127.0.0.1", port), stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(server_command(uri, "127.0.0.1", port), stdout=log, stderr=subprocess.STDOUT,
+                                  env=server_environment(os.environ))
     try:
         deadline = time.monotonic() + 150  # MLflow's server takes 10 s to start on an idle machine, more when busy
         while True:
