@@ -15,11 +15,12 @@ from pathlib import Path
 
 import yaml
 
+from heatlens.cli.ui import server_environment
 from heatlens.paths import PROJECT_ROOT
 
 START_LIMIT_S = 240  # a loaded 2-core machine needs a minute to import MLflow and open the store
-# The server's job runner (GenAI jobs: two more processes importing MLflow) serves nothing heatlens uses.
-NO_JOBS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+# The server's job runner serves nothing heatlens uses: off, as heatlens-ui starts its server.
+NO_JOBS = server_environment({})
 
 
 def compose() -> dict:

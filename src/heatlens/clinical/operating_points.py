@@ -121,8 +121,8 @@ def resampled_aurocs(scores: np.ndarray, positive: np.ndarray, indices: np.ndarr
 
     The Mann-Whitney statistic over counts: a resample is how often it drew each distinct score, per
     class; AUROC = P(positive scores above negative) + P(tie) / 2, what sklearn's roc_auc_score computes.
-    All rows at once instead of one roc_auc_score call per row: 1000 resamples cost 0.5 s that way,
-    a few ms this way (every run computes one interval per class and split)."""
+    All rows at once instead of one roc_auc_score call per row: ~100x faster (bench key
+    `auroc_interval_vs_sklearn`); every run computes one interval per class and split."""
     levels = np.unique(scores, return_inverse=True)[1].reshape(-1)
     n_levels = int(levels.max()) + 1
     aurocs = np.empty(len(indices), dtype=np.float64)
