@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from stores import TEMPLATE_ENV, build_template, sqlite_store
 from trained_run import TrainedRun, session_folder, train_once
 
 from heatlens.tracking import RunHandle
@@ -58,8 +59,9 @@ def isolated_stores(tmp_path_factory: pytest.TempPathFactory):
     whole session, xdist workers included: the same phantom set is generated once (the cache builds its
     folders under a lock and renames them into place, so concurrent builders are safe)."""
     root = tmp_path_factory.mktemp("stores")
-    saved = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "HEATLENS_CACHE")}
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    saved = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "HEATLENS_CACHE", TEMPLATE_ENV)}
+    build_template(_session_folder(tmp_path_factory))
+    os.environ["MLFLOW_TRACKING_URI"] = sqlite_store(root)
     os.environ["HEATLENS_CACHE"] = str(_session_folder(tmp_path_factory) / "cache")
     yield root
     for key, value in saved.items():

@@ -12,6 +12,7 @@ import numpy as np
 from filelock import FileLock
 from in_process import run_main
 from mlflow.tracking import MlflowClient
+from stores import sqlite_store
 
 EXPERIMENT = "trained-run"
 # 510 phantom images -> a test split of 51 (odd: DistributedSampler repeats one sample on 2 ranks). Fewer
@@ -66,7 +67,7 @@ def train_once(root: Path, cache: Path) -> TrainedRun:
     done = root / "trained_run.json"
     with FileLock(str(root / "trained_run.lock")):
         if not done.is_file():
-            run = TrainedRun("", f"sqlite:///{root / 'mlflow.db'}", cache, root / "run")
+            run = TrainedRun("", sqlite_store(root), cache, root / "run")
             result = run_main(_train_main(), *OVERRIDES, f"hydra.run.dir={run.output_dir}",
                               env={**run.env, "OMP_NUM_THREADS": "1"})
             assert result.returncode == 0, f"the shared trained run failed:\n{(result.stdout + result.stderr)[-4000:]}"

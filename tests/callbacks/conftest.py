@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+from stores import sqlite_store
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +17,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("callbacks_store")
     env = {name: value for name, value in os.environ.items()
            if name not in ("MASTER_PORT", "MASTER_ADDR", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK")}
-    env |= {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "OMP_NUM_THREADS": "1",
+    env |= {"MLFLOW_TRACKING_URI": sqlite_store(root), "OMP_NUM_THREADS": "1",
             "PYTHONWARNINGS": "ignore"}
     return env
 

@@ -18,7 +18,7 @@ def test_train_multirun_with_ddp_jobs_of_different_device_counts(store: dict[str
     run_entry_point(["train.py", "-m", "trainer=ddp_cpu", "trainer.devices=2,1", "data.num_images=80",
                      "data.image_size=32", "data.source_size=32", "trainer.max_epochs=1", "callbacks=none",
                      "trainer.num_sanity_val_steps=0", "explain.max_images=12", "explain.aopc.region_size=16",
-                     "logger.experiment_name=multirun_ddp", f"hydra.sweep.dir={sweep_dir}"], store, timeout_s=500)
+                     "logger.experiment_name=multirun_ddp", "logger.figures=false", f"hydra.sweep.dir={sweep_dir}"], store, timeout_s=500)
     client = MlflowClient(store["MLFLOW_TRACKING_URI"])
     runs = client.search_runs(client.get_experiment_by_name("multirun_ddp").experiment_id)
     # Exactly one MLflow run per job: no child rank created one, no child replayed the sweep.

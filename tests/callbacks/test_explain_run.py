@@ -111,7 +111,7 @@ def test_trained_heatmaps_beat_the_uniform_map_and_random_order(trained: Run) ->
 
 def _reexplain(env: dict[str, str], run: Run, trainer: str, out: Path) -> Run:
     args = [f"run_id={run.run_id}", f"trainer={trainer}", "explain.max_images=null", "explain.aopc.region_size=16",
-            "explain.aopc.correct_only=false", f"hydra.run.dir={out}"]
+            "explain.aopc.correct_only=false", "logger.figures=false", f"hydra.run.dir={out}"]
     if trainer == "cpu":  # in this process; the DDP job is the entry point's subprocess smoke test
         done = run_main(explain_main, *args, env=env, program="heatlens-explain")
         assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from in_process import run_main
 from mlflow.tracking import MlflowClient
+from stores import sqlite_store
 
 from heatlens.callbacks.base import method_name
 from heatlens.cli.train import main as train_main
@@ -17,11 +18,11 @@ pytestmark = pytest.mark.slow
 
 TINY = ["data.num_images=60", "data.image_size=32", "data.source_size=32", "data.batch_size=16", "data.augment=null",
         "trainer.max_epochs=1", "callbacks=none", "trainer.num_sanity_val_steps=0", "explain.max_images=8",
-        "explain.callbacks.embeddings=null", "explain.callbacks.gradcam=null"]
+        "explain.callbacks.embeddings=null", "explain.callbacks.gradcam=null", "logger.figures=false"]
 
 
 def _metrics(tmp_path: Path, name: str, *overrides: str) -> dict[str, float]:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path)
     result = run_main(train_main, *TINY, f"logger.experiment_name={name}", f"hydra.run.dir={tmp_path / name}",
                       *overrides, env={"MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]

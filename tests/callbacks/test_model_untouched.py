@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pytest
+from stores import sqlite_store
 import torch
 from hydra import compose, initialize_config_dir
 from lightning.pytorch.loggers import MLFlowLogger
@@ -66,7 +67,7 @@ class Probe(L.Callback):
 def test_callbacks_keep_weights_grads_modes_and_optimizer_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 one_thread: None) -> None:
     module, datamodule = _tiny_module_and_data(tmp_path / "cache", monkeypatch)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path)
     logger = MLFlowLogger(experiment_name="untouched", tracking_uri=uri,
                           artifact_location=(tmp_path / "artifacts").as_uri())
     probe = Probe()

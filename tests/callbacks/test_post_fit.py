@@ -12,6 +12,7 @@ from callbacks_helpers import ClassOrderedImages, ToyModule
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.tracking import MlflowClient
+from stores import sqlite_store
 from torch.utils.data import DataLoader
 
 from heatlens.callbacks import ExplanationCallback, Findings, GradCamCallback, HeatmapStatsCallback, PostFitExplanations
@@ -35,7 +36,7 @@ class Recorder(ExplanationCallback):
 
 
 def _test(tmp_path: Path, seed: int, steps: list, callbacks: tuple = (), progress: bool = False) -> MlflowClient:
-    logger = MLFlowLogger(experiment_name="post_fit", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+    logger = MLFlowLogger(experiment_name="post_fit", tracking_uri=sqlite_store(tmp_path),
                           artifact_location=(tmp_path / "artifacts").as_uri())
     trainer = L.Trainer(accelerator="cpu", logger=logger, callbacks=[*callbacks, PostFitExplanations(steps, 4)],
                         enable_progress_bar=progress, enable_model_summary=False)

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 from mlflow.tracking import MlflowClient
+from stores import sqlite_store
 
 _experiment_numbers = itertools.count()
 
@@ -13,7 +14,7 @@ _experiment_numbers = itertools.count()
 @pytest.fixture(scope="session")
 def mlflow_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = sqlite_store(root)
     return MlflowClient(uri), uri, root
 
 

@@ -12,7 +12,8 @@ from heatlens.cli.train import main as train_main
 from heatlens.paths import CONFIG_DIR
 
 # Small enough for seconds per job on 2 CPU cores, large enough that every class reaches the test split.
-TINY = ["data.num_images=96", "data.image_size=32", "trainer.max_epochs=1", "backbone.width=4", "explain.max_images=16"]
+TINY = ["data.num_images=96", "data.image_size=32", "trainer.max_epochs=1", "backbone.width=4", "explain.max_images=16",
+        "logger.figures=false"]
 
 
 def train(args: list[str], tracking_uri: str, out_dir: Path) -> Result:

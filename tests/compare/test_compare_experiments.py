@@ -151,6 +151,10 @@ def test_all_protocols_smoke_run_on_phantom_data(mlflow_root, tmp_path):
     assert "explain/aopc.npz" in artifacts[0]
     assert "explain/heatmap_stats.npz" in artifacts[1]
     assert {"explain/attributions.npz", "explain/embeddings.npz"} <= artifacts[2]
+    # TINY says logger.figures=false: the arrays and reports are there, no figure was rendered.
+    for run in runs:
+        top = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert "reports" in top and "figures" not in top and "summary.png" not in top
     # Different splits and balancing: the comparison refuses to pair covid_aopc with coronahack_eigen.
     pair = f"[{runs[0].info.run_id},{runs[1].info.run_id}]"
     cfg = compare_config(tmp_path / "report", experiment_name="protocols", tracking_uri=uri,

@@ -32,7 +32,7 @@ def test_mixed_folder_trains_explains_and_lists_skipped_files(tmp_path: Path) ->
         "data.image_size=32", "data.batch_size=8", "data.num_workers=0", "data.on_bad_image=skip",
         "data.dicom_frame=error", "data.resize=pad", "trainer.max_epochs=1", "backbone=simple_cnn",
         "backbone.width=4", "explain=default", "explain.max_images=8", "explain.aopc.region_size=8",
-        "callbacks=none", f"logger.experiment_name={experiment}", f"hydra.run.dir={tmp_path / 'run'}",
+        "callbacks=none", "logger.figures=false", f"logger.experiment_name={experiment}", f"hydra.run.dir={tmp_path / 'run'}",
     ]
     result = run_main(train_main, *command)  # in this process (tests/in_process.py)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -22,7 +22,7 @@ from heatlens.tracking.model import HeatlensClassifier
 pytestmark = pytest.mark.slow
 
 TINY = ["data.num_images=40", "data.image_size=32", "data.source_size=32", "data.batch_size=16",
-        "trainer.max_epochs=1", "explain=none", "callbacks=none", "trainer.num_sanity_val_steps=0"]
+        "trainer.max_epochs=1", "explain=none", "callbacks=none", "trainer.num_sanity_val_steps=0", "logger.figures=false"]
 
 
 def one_refusal(stderr: str, path: Path) -> str:

@@ -14,6 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from in_process import Result, run_main
+from stores import sqlite_store
 from tiny import wait_until
 
 from heatlens.cli.train import main as train_main
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 TINY = [
     "data.num_images=80", "data.image_size=32", "data.source_size=48", "trainer.max_epochs=2",
-    "explain=none", "callbacks=none", "backbone.width=4",
+    "explain=none", "callbacks=none", "backbone.width=4", "logger.figures=false",
 ]
 
 
@@ -143,7 +144,7 @@ def test_two_sweep_processes_started_together_share_one_study(tmp_path) -> None:
 
 def test_pruned_trials_end_killed_and_tagged_with_their_checkpoints_kept(tmp_path) -> None:
     experiment = "sweep-e2e-pruned"
-    tracking_uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    tracking_uri = sqlite_store(tmp_path / "store")
     # recall_macro <= 1 never reaches 2: every trial is pruned after its first epoch.
     result = run_here(tmp_path, experiment, "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=pruned",
                       "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:2.0}",

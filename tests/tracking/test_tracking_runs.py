@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from mlflow.artifacts import download_artifacts
 
-from heatlens.tracking import TrackingError, flatten, log_run_config, record_failure, resolve_tracking_uri
+from heatlens.tracking import RunHandle, TrackingError, flatten, log_run_config, record_failure, resolve_tracking_uri
 from heatlens.tracking.setup import artifact_location_for, ensure_experiment
 
 
@@ -59,6 +62,20 @@ def test_run_handle_logs_what_the_client_reads_back(run, tmp_path) -> None:
     arrays = np.load(_download(run, "explain/gradcam.npz", tmp_path))
     assert arrays["maps"].tolist() == [[0, 1, 2], [3, 4, 5]] and arrays["ids"].tolist() == ["a", "b"]
     assert open(_download(run, "reports/x.txt", tmp_path)).read() == "hello"
+
+
+def test_a_run_handle_without_figures_closes_them_unrendered_and_logs_the_rest(run) -> None:
+    quiet = RunHandle(run.tracking_uri, run.run_id, figures=False)
+    fig = Figure()
+    fig.subplots().plot([0, 1], [1, 0])
+    drawn = []
+    fig.canvas.mpl_connect("draw_event", drawn.append)
+    with patch.object(plt, "close", wraps=plt.close) as close:
+        quiet.log_figure(fig, "figures/roc.png")
+    close.assert_called_once_with(fig)
+    quiet.log_arrays("explain/gradcam.npz", maps=np.zeros(2))
+    assert drawn == [] and [a.path for a in run.client.list_artifacts(run.run_id, "figures")] == []
+    assert [a.path for a in run.client.list_artifacts(run.run_id, "explain")] == ["explain/gradcam.npz"]
 
 
 def test_record_failure_marks_the_run_failed_with_the_error(run, tmp_path) -> None:

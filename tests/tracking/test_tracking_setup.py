@@ -144,6 +144,7 @@ def test_parent_run_and_resume(experiment) -> None:
     ({"registered_model_name": ""}, "logger.registered_model_name='': expected a non-empty string or null"),
     ({"parent_run_id": 5}, "logger.parent_run_id=5: expected a non-empty string or null"),
     ({"experiment_name": None}, "logger.experiment_name=None: expected a non-empty string"),
+    ({"figures": "no"}, "logger.figures='no': expected true or false"),
 ])
 def test_logger_config_errors_name_the_key(cfg, message) -> None:
     with pytest.raises(TrackingError) as error:

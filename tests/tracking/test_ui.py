@@ -19,6 +19,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
+from stores import sqlite_store
 
 from heatlens.cli.ui import JOB_EXECUTION, UiError, server_command, server_environment
 from heatlens.tracking.setup import ensure_experiment
@@ -79,7 +80,7 @@ def _dom(url: str) -> str:
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed: no browser to open the UI with")
 def test_the_home_page_experiment_link_opens_the_runs_table(tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path)
     experiment_id = ensure_experiment(uri, "landing")
     MlflowClient(uri).create_run(experiment_id, run_name="landing-check-run")
     port = _free_port()

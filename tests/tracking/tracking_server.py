@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
+from stores import sqlite_store
 
 from heatlens.cli.ui import server_environment
 from heatlens.paths import PROJECT_ROOT
@@ -37,7 +38,7 @@ def server_command(root: Path, port: int) -> list[str]:
     """compose.yaml's server command with this machine's address, port and storage folders."""
     command = compose()["services"]["mlflow"]["command"]
     assert command[:2] == ["mlflow", "server"]
-    local = {"--host": "127.0.0.1", "--port": str(port), "--backend-store-uri": f"sqlite:///{root / 'mlflow.db'}",
+    local = {"--host": "127.0.0.1", "--port": str(port), "--backend-store-uri": sqlite_store(root),
              "--artifacts-destination": str(root / "artifacts"), "--allowed-hosts": f"127.0.0.1:{port}"}
     kept = [item for item in command[2:] if item.split("=", 1)[0] not in local]
     return [sys.executable, "-m", "mlflow", "server", *kept, *(f"{k}={v}" for k, v in local.items()), "--workers=1"]

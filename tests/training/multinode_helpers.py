@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from in_process import run_main
 from mlflow.tracking import MlflowClient
+from stores import sqlite_store
 
 from heatlens.cli.explain import main as explain_main
 from heatlens.paths import PROJECT_ROOT
@@ -35,7 +36,7 @@ def clean_env(root: Path) -> dict[str, str]:
     """This process's environment without launcher variables, with a private MLflow store and data
     cache under `root` and one torch thread per process (2 shared cores)."""
     env = {name: value for name, value in os.environ.items() if not is_launch_var(name)}
-    return env | {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "HEATLENS_CACHE": str(root / "cache"),
+    return env | {"MLFLOW_TRACKING_URI": sqlite_store(root), "HEATLENS_CACHE": str(root / "cache"),
                   "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 

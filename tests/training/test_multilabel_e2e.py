@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from in_process import restored, run_main
 from mlflow.tracking import MlflowClient
+from stores import sqlite_store
 
 from heatlens.data.phantom_multilabel import FINDINGS
 from heatlens.naming import slug
@@ -29,7 +30,7 @@ def multilabel_run(tmp_path_factory):
     from heatlens.cli.train import main
 
     root = tmp_path_factory.mktemp("multilabel")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = sqlite_store(root)
     result = run_main(main, *OVERRIDES, f"hydra.run.dir={root / 'run'}",
                       env={"MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]

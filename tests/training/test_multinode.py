@@ -35,7 +35,8 @@ from heatlens.cli.ddp import HydraJobDDPStrategy, HydraJobLauncher, ddp_job, ddp
 from heatlens.cli.train import _selected_checkpoint
 
 # 210 phantom images -> 21 test images: DistributedSampler repeats one on the second rank.
-EXPLAIN = ["explain.max_images=null", "explain.aopc.region_size=8", "explain.aopc.correct_only=false"]
+EXPLAIN = ["explain.max_images=null", "explain.aopc.region_size=8", "explain.aopc.correct_only=false",
+           "logger.figures=false"]
 TRAIN = ["train.py", "data.num_images=210", "data.image_size=32", "data.source_size=32", "data.augment=null",
          "backbone.width=4", "trainer.max_epochs=1", "callbacks=none", "trainer.num_sanity_val_steps=0",
          "trainer=ddp_cpu", "trainer.devices=1", "trainer.num_nodes=2", *EXPLAIN]

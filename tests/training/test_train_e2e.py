@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 CLASSES = ["COVID", "Lung_Opacity", "Normal", "Viral Pneumonia"]
 TINY = [
     "data.num_images=80", "data.image_size=32", "data.source_size=48", "data.batch_size=16",
-    "trainer.max_epochs=2", "explain=none", "callbacks=none",
+    "trainer.max_epochs=2", "explain=none", "callbacks=none", "logger.figures=false",
 ]
 
 
@@ -72,7 +72,7 @@ def artifact(run_id: str, path: str, tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("first")
-    result = train(f"hydra.run.dir={out}", experiment="train-e2e")
+    result = train(f"hydra.run.dir={out}", "logger.figures=true", experiment="train-e2e")
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = runs_of("train-e2e")
     return run, out, result

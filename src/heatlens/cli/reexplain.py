@@ -22,7 +22,7 @@ from heatlens.models.checkpoint_io import load_module
 from heatlens.tracking import RunHandle, create_logger, git_commit, handle_for, log_run_config
 from heatlens.tracking.outcome import recorded_outcome
 from heatlens.tracking.query import summary_figure_for_run
-from heatlens.tracking.setup import resolve_tracking_uri
+from heatlens.tracking.setup import check_logger_config, resolve_tracking_uri
 
 CONFIG_ARTIFACT = "config/config.yaml"
 INDEX_ARTIFACT = "checkpoints/index.json"
@@ -40,6 +40,7 @@ def task(cfg: DictConfig) -> None:
 def reexplain(cfg: DictConfig) -> str | None:
     """Explain run `cfg.run_id` again; returns the child run's id (None on ranks > 0)."""
     quiet_console()
+    check_logger_config(cfg.logger)
     tracking_uri = resolve_tracking_uri(cfg.logger.get("tracking_uri"))
     # Built first: a bad explain.* option fails before anything is downloaded or a child run created.
     callbacks = [explanations(cfg.explain)]
@@ -65,7 +66,8 @@ def reexplain(cfg: DictConfig) -> str | None:
         trainer = build_trainer(cfg, callbacks)
         experiment = parent.client.get_experiment(parent_run.info.experiment_id).name
         child_tags = _child_tags(cfg, tags, checkpoint, datamodule.test_hash)
-        logger = create_logger({"tracking_uri": tracking_uri, "experiment_name": experiment},
+        logger = create_logger({"tracking_uri": tracking_uri, "experiment_name": experiment,
+                                "figures": cfg.logger.get("figures", True)},
                                f"{parent_run.info.run_name}-explain", child_tags)
         trainer.loggers = [logger]
         child = handle_for(logger) if rank_zero_only.rank == 0 else None
@@ -73,7 +75,7 @@ def reexplain(cfg: DictConfig) -> str | None:
             if child is not None:
                 _log_config(cfg, child)
             trainer.test(module, datamodule=datamodule, verbose=False)
-            if child is not None:
+            if child is not None and child.figures:
                 child.log_figure(summary_figure_for_run(child.client, child.run_id), "summary.png")
     if child is None:
         return None

@@ -67,7 +67,7 @@ def train(cfg: DictConfig) -> float:
         if run is not None:
             _log_start(cfg, job.config, run, resumed=job.resume_run_id is not None)
         best = _fit_test_explain(cfg, job, run)
-        if run is not None:
+        if run is not None and run.figures:
             run.log_figure(summary_figure_for_run(run.client, run.run_id), "summary.png")
     if run is not None:
         print_headline(run.client.get_run(run.run_id).data.metrics)

@@ -31,9 +31,11 @@ class HeatlensMLFlowLogger(MLFlowLogger):
     finished. The entry point sets FINISHED, KILLED or FAILED itself once the run is complete.
     """
 
-    def __init__(self, *args: Any, client: MlflowClient | None = None, **kwargs: Any) -> None:
-        """`client`: the run's client (a ResilientClient on a tracking server) instead of a plain one."""
+    def __init__(self, *args: Any, client: MlflowClient | None = None, figures: bool = True, **kwargs: Any) -> None:
+        """`client`: the run's client (a ResilientClient on a tracking server) instead of a plain one;
+        `figures`: `logger.figures` (the run's RunHandles render figures)."""
         super().__init__(*args, **kwargs)
+        self.figures = figures
         if client is not None:
             self._mlflow_client = client
 
@@ -73,6 +75,7 @@ def create_logger(
         artifact_location=artifact_location_for(tracking_uri, experiment_name),
         run_id=run_id,
         client=run_client,
+        figures=logger_cfg.get("figures", True),
     )
 
 
@@ -122,7 +125,7 @@ def _check_run(client: MlflowClient, run_id: str, tracking_uri: str) -> None:
 
 
 def handle_for(logger: MLFlowLogger) -> RunHandle:
-    return RunHandle(logger._tracking_uri, logger.run_id)
+    return RunHandle(logger._tracking_uri, logger.run_id, figures=getattr(logger, "figures", True))
 
 
 def run_reference(trainer: Any) -> dict[str, str] | None:

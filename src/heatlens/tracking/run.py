@@ -26,12 +26,15 @@ class RunHandle:
     """Logs metrics, figures, arrays, texts and files into the run `run_id` of `tracking_uri`.
 
     Its client is the run's ResilientClient when this process has one (a tracking server: writes wait
-    in the outbox while it is unreachable), else `client`, else a plain MlflowClient."""
+    in the outbox while it is unreachable), else `client`, else a plain MlflowClient. `figures=False`
+    (`logger.figures=false`): figures are closed unrendered, nothing else changes."""
 
-    def __init__(self, tracking_uri: str, run_id: str, client: MlflowClient | None = None) -> None:
+    def __init__(self, tracking_uri: str, run_id: str, client: MlflowClient | None = None,
+                 figures: bool = True) -> None:
         self.tracking_uri = tracking_uri
         self.run_id = run_id
         self.client = client or client_for(tracking_uri, run_id)
+        self.figures = figures
 
     @classmethod
     def from_trainer(cls, trainer: Any) -> RunHandle:
@@ -40,7 +43,7 @@ class RunHandle:
 
         for logger in trainer.loggers:
             if isinstance(logger, MLFlowLogger):
-                return cls(logger._tracking_uri, logger.run_id)
+                return cls(logger._tracking_uri, logger.run_id, figures=getattr(logger, "figures", True))
         raise TrackingError("the trainer has no MLFlowLogger: set logger=mlflow")
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -60,10 +63,11 @@ class RunHandle:
         self.client.log_batch(self.run_id, tags=entries)
 
     def log_figure(self, fig: Figure, artifact_file: str) -> None:
-        """Save a matplotlib Figure as a PNG artifact, then close it."""
+        """Save a matplotlib Figure as a PNG artifact (unless this run logs no figures), then close it."""
         try:
-            with self._staged(artifact_file) as path:
-                fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
+            if self.figures:
+                with self._staged(artifact_file) as path:
+                    fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
         finally:
             plt.close(fig)
 

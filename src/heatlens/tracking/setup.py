@@ -107,6 +107,9 @@ def check_logger_config(logger_cfg: Mapping[str, Any]) -> None:
     upload = logger_cfg.get("upload_checkpoints", "selected")
     if upload not in UPLOAD_POLICIES:
         raise TrackingError(f"logger.upload_checkpoints={upload!r}: expected one of {list(UPLOAD_POLICIES)}")
+    figures = logger_cfg.get("figures", True)
+    if not isinstance(figures, bool):
+        raise TrackingError(f"logger.figures={figures!r}: expected true or false")
 
 
 def run_location(run: RunHandle) -> str:
