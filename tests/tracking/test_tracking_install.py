@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 PACKAGE_FILES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "src", "conf")
 TINY = ["data.num_images=80", "data.image_size=32", "data.source_size=48", "data.batch_size=16",
-        "trainer.max_epochs=1", "explain=none", "callbacks=none"]
+        "trainer.max_epochs=1", "explain=none", "callbacks=none", "logger.figures=false"]
 
 
 def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:

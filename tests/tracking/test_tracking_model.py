@@ -21,6 +21,7 @@ import pytest
 import torch
 from mlflow.models import get_model_info
 from mlflow.tracking import MlflowClient
+from mlflow.utils import environment, requirements_utils
 
 from heatlens.data import build_datamodule
 from heatlens.explain import cam
@@ -82,8 +83,16 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> dict:
     experiment_id = ensure_experiment(uri, "tracking-model")
     run = RunHandle(uri, MlflowClient(uri).create_run(experiment_id).info.run_id)
     name = f"heatlens-test-{run.run_id[:8]}"
-    info = log_selected_model(run, checkpoint, image_size=IMAGE_SIZE, channels=1, mean=(0.4,), std=(0.3,),
-                              resize="pad", registered_model_name=name)
+    scans = []
+    with pytest.MonkeyPatch.context() as patch:
+        # As in a fresh process: MLflow's map of installed distributions not built yet; each build counted.
+        patch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
+        patch.setattr(requirements_utils, "_PACKAGES_TO_MODULES", None)
+        scan = requirements_utils.importlib_metadata.packages_distributions
+        patch.setattr(requirements_utils.importlib_metadata, "packages_distributions",
+                      lambda: scans.append(1) or scan())
+        info = log_selected_model(run, checkpoint, image_size=IMAGE_SIZE, channels=1, mean=(0.4,), std=(0.3,),
+                                  resize="pad", registered_model_name=name)
     # The same images as the training pipeline prepares them (no augmentation configured).
     datasets = (datamodule.train_dataset, datamodule.val_dataset, datamodule.test_dataset)
     items = [(ids, dataset[row]["image"]) for dataset in datasets for row, ids in enumerate(dataset.ids)]
@@ -93,7 +102,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> dict:
     with torch.no_grad():
         expected = net(prepared).softmax(1).numpy()
     return {"run": run, "info": info, "name": name, "ids": ids, "images": [raw[i] for i in ids],
-            "prepared": prepared, "expected": expected, "net": net}
+            "prepared": prepared, "expected": expected, "net": net, "distribution_scans": len(scans)}
 
 
 def _fresh_process(script: str, env_extra: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
@@ -169,6 +178,19 @@ def test_model_has_signature_input_example_and_registry_entry(logged) -> None:
     version = client.get_model_version(logged["name"], "1")
     assert version.run_id == logged["run"].run_id
     assert client.get_run(logged["run"].run_id).data.tags["model_uri"] == logged["info"].model_uri
+
+
+def test_the_model_pins_the_installed_versions_without_listing_every_installed_file(logged) -> None:
+    # Pinned to what is installed, the requirements cannot mismatch: MLflow's check (and its scan of every
+    # installed distribution) is skipped while the model is logged, and put back afterwards.
+    assert logged["distribution_scans"] == 0
+    for module in (environment, mlflow.pyfunc):
+        assert module.warn_dependency_requirement_mismatches is requirements_utils.warn_dependency_requirement_mismatches
+    pins = dict(line.split("==") for line in Path(mlflow.pyfunc.get_model_dependencies(logged["info"].model_uri))
+                .read_text().split())
+    assert set(pins) == {"heatlens", "torch", "timm", "mlflow"}
+    for name, pinned in pins.items():
+        assert requirements_utils._check_requirement_satisfied(f"{name}=={pinned}") is None, name
 
 
 def test_mlflow_models_serve_returns_probabilities_and_heatmaps(logged, tmp_path) -> None:

@@ -73,9 +73,27 @@ def test_a_run_handle_without_figures_closes_them_unrendered_and_logs_the_rest(r
     with patch.object(plt, "close", wraps=plt.close) as close:
         quiet.log_figure(fig, "figures/roc.png")
     close.assert_called_once_with(fig)
+    asked = []
+    quiet.log_figure(lambda: asked.append("drawn") or Figure(), "figures/aopc/curves.png")  # never drawn
     quiet.log_arrays("explain/gradcam.npz", maps=np.zeros(2))
-    assert drawn == [] and [a.path for a in run.client.list_artifacts(run.run_id, "figures")] == []
+    assert drawn == [] and asked == [] and [a.path for a in run.client.list_artifacts(run.run_id, "figures")] == []
     assert [a.path for a in run.client.list_artifacts(run.run_id, "explain")] == ["explain/gradcam.npz"]
+
+
+def test_a_figure_given_as_its_drawing_function_is_drawn_saved_and_closed(run, tmp_path) -> None:
+    drawn = []
+
+    def draw() -> Figure:
+        figure = plt.figure()
+        figure.subplots().plot([0, 1], [1, 0])
+        drawn.append(figure)
+        return figure
+
+    run.log_figure(draw, "figures/roc.png")
+    (figure,) = drawn
+    assert not plt.fignum_exists(figure.number)  # closed after saving
+    with open(_download(run, "figures/roc.png", tmp_path), "rb") as png:
+        assert png.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_record_failure_marks_the_run_failed_with_the_error(run, tmp_path) -> None:

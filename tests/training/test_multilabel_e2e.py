@@ -19,10 +19,12 @@ from heatlens.data.phantom_multilabel import FINDINGS
 from heatlens.naming import slug
 
 EXPERIMENT = "multilabel-e2e"
-OVERRIDES = ["data=phantom", "data.task=multilabel", "data.num_images=800", "data.image_size=64",
-             "data.source_size=64", "data.augment=null", "trainer.max_epochs=6", "optimizer.lr=3e-3",
+# 48 px and 16 px AOPC regions: 21 s of CPU against 32 s at 64 px and 8 px regions, with the same margins
+# (test macro AUROC 0.99, lesion relevance mass 2.2-3.8x the uniform map's; 0.97 and 2.9-6.5x at 64 px).
+OVERRIDES = ["data=phantom", "data.task=multilabel", "data.num_images=800", "data.image_size=48",
+             "data.source_size=48", "data.augment=null", "trainer.max_epochs=6", "optimizer.lr=3e-3",
              "callbacks=none", "trainer.num_sanity_val_steps=0", "explain.max_images=64",
-             "clinical.n_boot=100", f"logger.experiment_name={EXPERIMENT}"]
+             "explain.aopc.region_size=16", "clinical.n_boot=100", f"logger.experiment_name={EXPERIMENT}"]
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +120,7 @@ def test_reexplain_a_per_finding_checkpoint(multilabel_run, tmp_path) -> None:
     client, run, uri, root = multilabel_run
     checkpoint = root / "run" / "checkpoints" / "best-auroc-COVID.ckpt"
     done = run_main(explain_main, f"run_id={run.info.run_id}", f"checkpoint={checkpoint}", "explain.max_images=32",
-                    f"hydra.run.dir={tmp_path}", env={"MLFLOW_TRACKING_URI": uri},
+                    "logger.figures=false", f"hydra.run.dir={tmp_path}", env={"MLFLOW_TRACKING_URI": uri},
                     program="heatlens-explain")
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     child = client.get_run(done.stdout.split("into child run ")[1].split()[0])

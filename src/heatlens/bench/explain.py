@@ -72,7 +72,7 @@ def _gradcam(model: nn.Module, device: torch.device, quick: bool) -> list[BenchR
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    size = 128 if quick else 224
+    size = 64 if quick else 224
     batch = 4 if quick else (64 if device.type == "cuda" else 8)
     x = torch.randn(batch, 3, size, size, device=device)
 
@@ -105,7 +105,7 @@ def _gradcam(model: nn.Module, device: torch.device, quick: bool) -> list[BenchR
 
 
 def _aopc(model: nn.Module, device: torch.device, quick: bool) -> list[BenchResult]:
-    size, region = (128, 32) if quick else (224, 56)
+    size, region = (64, 16) if quick else (224, 56)
     num_images = 64 if device.type == "cuda" else 2
     x = torch.randn(num_images, 3, size, size, device=device)
     heat = torch.rand(num_images, 7, 7, device=device)
@@ -144,7 +144,7 @@ def _aopc(model: nn.Module, device: torch.device, quick: bool) -> list[BenchResu
 def _tsne(quick: bool) -> list[BenchResult]:
     from sklearn.manifold import TSNE
 
-    n, dims = (2_000, 256) if quick else (10_000, 1_024)
+    n, dims = (600, 64) if quick else (10_000, 1_024)
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, n)
     x = (rng.normal(size=(10, dims))[labels] * 0.5 + rng.normal(size=(n, dims))).astype(np.float32)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
@@ -86,7 +88,8 @@ class AopcCallback(ExplanationCallback):
                       **{f"aopc_{o}": per_image[o] for o in ORDERS}, class_names=np.asarray(class_names))
         if gathered["labels"].ndim == 2:  # multi-label: one row per (image, positive finding)
             arrays["findings"] = gathered["classes"]
-        figure = plots.perturbation_curves_figure(curves, values, map_name=None if method == "gradcam" else method,
-                                                  groups=gathered["groups"], class_names=class_names)
+        figure = partial(plots.perturbation_curves_figure, curves, values,
+                         map_name=None if method == "gradcam" else method, groups=gathered["groups"],
+                         class_names=class_names)
         return Findings(metrics=metrics, figures={"figures/aopc/curves.png": figure},
                         arrays={"explain/aopc.npz": arrays})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class AttributionsCallback(ExplanationCallback):
             titles = [f"true {names[y]} / pred {names[p]}" for y, p in zip(labels, targets.tolist())]
         shown = sample.denormalize(images).cpu().numpy()
         return Findings(
-            figures={"figures/attributions/grid.png": plots.attribution_grid(shown, maps, titles)},
+            figures={"figures/attributions/grid.png": partial(plots.attribution_grid, shown, maps, titles)},
             arrays={"explain/attributions.npz": dict(ids=sample.ids_of(index), index=index, labels=labels,
                                                      targets=targets.numpy(),
                                                      **{m: v.astype(np.float16) for m, v in maps.items()})})

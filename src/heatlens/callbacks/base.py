@@ -25,7 +25,7 @@ class Findings:
     """What one step found, by artifact path; PostFitExplanations logs it into the run (rank 0)."""
 
     metrics: dict[str, float] = field(default_factory=dict)
-    figures: dict[str, Figure] = field(default_factory=dict)
+    figures: dict[str, Callable[[], Figure]] = field(default_factory=dict)  # drawn only when the run logs figures
     arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # saved with np.savez_compressed
     documents: dict[str, Any] = field(default_factory=dict)  # saved as JSON
 

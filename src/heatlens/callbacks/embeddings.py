@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import numpy as np
 
@@ -64,8 +65,8 @@ class EmbeddingsCallback(ExplanationCallback):
         return Findings(
             metrics={"xai/knn_acc_raw": knn_raw, "xai/knn_acc_embedding": knn_emb,
                      "xai/silhouette_raw": silhouette_raw, "xai/silhouette_embedding": silhouette_emb},
-            figures={"figures/embeddings/tsne.png": plots.tsne_side_by_side(
-                tsne_raw, tsne_emb, y, names, subtitles)},
+            figures={"figures/embeddings/tsne.png": partial(plots.tsne_side_by_side, tsne_raw, tsne_emb, y, names,
+                                                            subtitles)},
             arrays={"explain/embeddings.npz": dict(
                 ids=gathered["ids"], index=gathered["index"], labels=y,
                 embeddings=gathered["embedding"].astype(np.float32), tsne_raw=tsne_raw, tsne_embedding=tsne_emb,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -73,9 +74,9 @@ class ExplainersCallback(ExplanationCallback):
         board = scoring.leaderboard(per_image, directions, seed=self.options.seed)
         metrics = {f"xai/method/{m}/{k}": board["scores"][m][k]["estimate"] for m in self.methods for k in directions}
         metrics |= {f"xai/method/{m}/mean_rank": board["mean_rank"][m] for m in self.methods}
-        figures = {"figures/explainers/leaderboard.png": plots.leaderboard_figure(board)}
+        figures = {"figures/explainers/leaderboard.png": partial(plots.leaderboard_figure, board)}
         if self.examples:
-            figures["figures/explainers/examples.png"] = self._examples(sample)
+            figures["figures/explainers/examples.png"] = partial(self._examples, sample)
         report = {"num_images": int(len(np.unique(gathered["index"]))), "num_explained": int(len(gathered["index"])),
                   "options": asdict(self.options), "metric_options": self.metric_options, **board}
         arrays = {"ids": sample.ids_of(gathered["index"]), "index": gathered["index"], "labels": gathered["labels"],
@@ -138,7 +139,7 @@ class ExplainersCallback(ExplanationCallback):
         return rows
 
     def _examples(self, sample: ExplainedSample):
-        """Rank 0: the first `examples` images of the sample under every method."""
+        """Rank 0: the first `examples` images of the sample under every method (computed only when drawn)."""
         index = sample.first(self.examples)
         images, labels = sample.load(index)
         with torch.no_grad():

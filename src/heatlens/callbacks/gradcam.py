@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,29 +42,29 @@ class GradCamCallback(ExplanationCallback):
         arrays = dict(ids=rows.ids, index=rows.index, labels=rows.labels, predictions=rows.predictions,
                       probabilities=rows.probabilities.astype(np.float32), heatmaps=rows.maps.astype(np.float16),
                       thumbnails=rows.thumbnails, class_names=np.asarray(sample.class_names))
-        figures = {}
-        for c, name in enumerate(sample.class_names):
-            figure = self._overlays(sample, rows, c)
-            if figure is not None:
-                figures[f"figures/gradcam/{slug(name)}.png"] = figure
+        figures = {f"figures/gradcam/{slug(name)}.png": partial(self._overlays, sample, rows, c)
+                   for c, name in enumerate(sample.class_names) if len(self._shown(rows, c)[0])}
         return Findings(arrays={"explain/gradcam.npz": arrays}, figures=figures)
 
-    def _overlays(self, sample: ExplainedSample, rows: CamRows, c: int) -> Figure | None:
-        predictions, probabilities = rows.predictions, rows.probabilities
-        names = sample.class_names
+    def _shown(self, rows: CamRows, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows shown for class c (up to `samples_per_group` hits, then misses), whether each row is a hit,
+        and the class whose map explains each row."""
         if rows.multilabel:  # images showing finding c, detected or missed, under finding c's own map
             of_class = rows.labels[:, c] == 1
-            hit = predictions[:, c] == 1
+            hit = rows.predictions[:, c] == 1
             explained = np.full(len(rows.index), c)
         else:
             of_class = rows.labels == c
-            hit = predictions == c
-            explained = predictions  # the map of the predicted class: what the decision rested on
+            hit = rows.predictions == c
+            explained = rows.predictions  # the map of the predicted class: what the decision rested on
         correct = np.flatnonzero(of_class & hit)[: self.samples_per_group]
         wrong = np.flatnonzero(of_class & ~hit)[: self.samples_per_group]
-        chosen = np.concatenate([correct, wrong])
-        if not len(chosen):
-            return None
+        return np.concatenate([correct, wrong]), hit, explained
+
+    def _overlays(self, sample: ExplainedSample, rows: CamRows, c: int) -> Figure:
+        predictions, probabilities = rows.predictions, rows.probabilities
+        names = sample.class_names
+        chosen, hit, explained = self._shown(rows, c)
         images = sample.images_at(rows.index[chosen])
         maps = torch.from_numpy(rows.maps_of(explained)[chosen]).float()
         heat = cam.normalize_per_image(cam.upsample(cam.relu(maps), tuple(images.shape[-2:])))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from heatlens.callbacks.base import ExplainCallbackError, ExplanationCallback, Findings, each_method, per_method
@@ -55,10 +57,10 @@ class HeatmapStatsCallback(ExplanationCallback):
         arrays = {"mean_grid": grid, "box_summaries": boxes, "four_colour": composite,
                   "counts": accumulator.counts, "class_names": np.asarray(names)}
         class_images = stats.class_means(rows.thumbnails[targets.rows] / 255.0, labels, len(names))
-        figures = {"figures/heatmaps/average_grid.png": plots.average_heatmap_grid(grid, names, class_images),
-                   "figures/heatmaps/boxplots.png": plots.heatmap_boxplots(boxes, names),
-                   "figures/heatmaps/four_colour.png": plots.four_colour_map(composite, names, mean_image=mean_image,
-                                                                             mean_maps=explained)}
+        figures = {"figures/heatmaps/average_grid.png": partial(plots.average_heatmap_grid, grid, names, class_images),
+                   "figures/heatmaps/boxplots.png": partial(plots.heatmap_boxplots, boxes, names),
+                   "figures/heatmaps/four_colour.png": partial(plots.four_colour_map, composite, names,
+                                                               mean_image=mean_image, mean_maps=explained)}
         self._eigen(eigen, names, maps[np.arange(len(maps)), labels], labels, arrays, figures, "Grad-CAM",
                     class_images)
         return Findings(arrays={"explain/heatmap_stats.npz": arrays}, figures=figures)
@@ -75,8 +77,9 @@ class HeatmapStatsCallback(ExplanationCallback):
         composite = stats.four_colour_composite(np.nan_to_num(means))
         arrays = {"mean_explained": means, "four_colour": composite, "counts": counts,
                   "class_names": np.asarray(names)}
-        figures = {"figures/heatmaps/four_colour.png": plots.four_colour_map(
-            composite, names, mean_image=rows.thumbnails.mean(axis=0) / 255.0, mean_maps=means, map_name=method)}
+        figures = {"figures/heatmaps/four_colour.png": partial(
+            plots.four_colour_map, composite, names, mean_image=rows.thumbnails.mean(axis=0) / 255.0, mean_maps=means,
+            map_name=method)}
         self._eigen(eigen, names, maps, labels, arrays, figures, method,
                     stats.class_means(rows.thumbnails / 255.0, labels, len(names)))
         return per_method(Findings(arrays={"explain/heatmap_stats.npz": arrays}, figures=figures), method,
@@ -93,7 +96,7 @@ class HeatmapStatsCallback(ExplanationCallback):
             arrays |= {f"eigen_{key}_mean": result.mean, f"eigen_{key}_components": result.components,
                        f"eigen_{key}_variance_ratio": result.explained_variance_ratio}
             example = explained[np.flatnonzero(labels == c)[0]]
-            figures[f"figures/heatmaps/eigen_{key}.png"] = plots.eigen_heatmaps_figure(
-                names[c], result.mean, result.components, result.explained_variance_ratio, example,
-                result.reconstruct(example), self.max_components, variance=self.variance, map_name=map_name,
+            figures[f"figures/heatmaps/eigen_{key}.png"] = partial(
+                plots.eigen_heatmaps_figure, names[c], result.mean, result.components, result.explained_variance_ratio,
+                example, result.reconstruct(example), self.max_components, variance=self.variance, map_name=map_name,
                 mean_image=class_images[c])

@@ -56,13 +56,13 @@ def test_pass_sample(trainer: L.Trainer, pl_module: L.LightningModule, max_image
 
 
 def log_findings(run: RunHandle, findings: Findings, advance: Advance) -> None:
-    """Log one step's findings; `advance(1)` after each figure (rendering them is the slow part)."""
+    """Log one step's findings; `advance(1)` after each figure (drawing and rendering them is the slow part)."""
     if findings.metrics:
         run.log_metrics(findings.metrics)
     for path, arrays in findings.arrays.items():
         run.log_arrays(path, **arrays)
-    for path, figure in findings.figures.items():
-        run.log_figure(figure, path)
+    for path, draw in findings.figures.items():
+        run.log_figure(draw, path)
         advance(1)
     for path, document in findings.documents.items():
         run.log_dict(document, path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
@@ -55,4 +57,4 @@ class SanityCallback(ExplanationCallback):
             metrics={"xai/sanity_rank_corr": scores[layers[-1]]},
             documents={"reports/sanity.json": {"explainer": "gradcam", "num_images": len(images),
                                                "cascade": scores}},
-            figures={"figures/sanity/cascade.png": plots.sanity_figure(scores)})
+            figures={"figures/sanity/cascade.png": partial(plots.sanity_figure, scores)})

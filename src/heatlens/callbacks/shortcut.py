@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -60,9 +61,9 @@ class ShortcutCallback(ExplanationCallback):
             metrics |= {f"{prefix}/border_mass": result.border_mass, f"{prefix}/n_clusters": float(result.n_clusters),
                         f"{prefix}/flag": float(result.flag)}
             members = np.flatnonzero(rows.groups == c)
-            figures[f"figures/shortcut/{slug(name)}.png"] = shortcut_figure(
-                result, images[members], heatmaps[members], name, titles=rows.ids[members], examples=self.examples,
-                settings=self.settings, map_name="Grad-CAM" if method == "gradcam" else method)
+            figures[f"figures/shortcut/{slug(name)}.png"] = partial(
+                shortcut_figure, result, images[members], heatmaps[members], name, titles=rows.ids[members],
+                examples=self.examples, settings=self.settings, map_name="Grad-CAM" if method == "gradcam" else method)
         arrays = {"ids": rows.ids, "index": rows.index, "labels": rows.groups, "cluster": audit.cluster,
                   "suspect": audit.suspect, "class_names": np.asarray(sample.class_names)}
         if sample.multilabel:

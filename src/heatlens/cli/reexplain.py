@@ -19,7 +19,7 @@ from heatlens.data import build_datamodule
 from heatlens.errors import HeatlensError
 from heatlens.models import normalization_for
 from heatlens.models.checkpoint_io import load_module
-from heatlens.tracking import RunHandle, create_logger, git_commit, handle_for, log_run_config
+from heatlens.tracking import RunHandle, create_logger, git_commit, log_run_config
 from heatlens.tracking.outcome import recorded_outcome
 from heatlens.tracking.query import summary_figure_for_run
 from heatlens.tracking.setup import check_logger_config, resolve_tracking_uri
@@ -70,13 +70,13 @@ def reexplain(cfg: DictConfig) -> str | None:
                                 "figures": cfg.logger.get("figures", True)},
                                f"{parent_run.info.run_name}-explain", child_tags)
         trainer.loggers = [logger]
-        child = handle_for(logger) if rank_zero_only.rank == 0 else None
+        child = RunHandle.for_logger(logger) if rank_zero_only.rank == 0 else None
         with recorded_outcome(child, trainer):
             if child is not None:
                 _log_config(cfg, child)
             trainer.test(module, datamodule=datamodule, verbose=False)
-            if child is not None and child.figures:
-                child.log_figure(summary_figure_for_run(child.client, child.run_id), "summary.png")
+            if child is not None:
+                child.log_figure(lambda: summary_figure_for_run(child.client, child.run_id), "summary.png")
     if child is None:
         return None
     print_headline(child.client.get_run(child.run_id).data.metrics)

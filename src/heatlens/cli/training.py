@@ -30,7 +30,6 @@ from heatlens.tracking import (
     RunHandle,
     create_logger,
     git_commit,
-    handle_for,
     log_checkpoints,
     log_run_config,
     log_selected_model,
@@ -62,13 +61,13 @@ def train(cfg: DictConfig) -> float:
                            job_number=_job_number())
     job.trainer.loggers = [logger]
     job.trainer.callbacks.append(RunInCheckpoint())
-    run = handle_for(logger) if rank_zero_only.rank == 0 else None
+    run = RunHandle.for_logger(logger) if rank_zero_only.rank == 0 else None
     with recorded_outcome(run, job.trainer):
         if run is not None:
             _log_start(cfg, job.config, run, resumed=job.resume_run_id is not None)
         best = _fit_test_explain(cfg, job, run)
-        if run is not None and run.figures:
-            run.log_figure(summary_figure_for_run(run.client, run.run_id), "summary.png")
+        if run is not None:
+            run.log_figure(lambda: summary_figure_for_run(run.client, run.run_id), "summary.png")
     if run is not None:
         print_headline(run.client.get_run(run.run_id).data.metrics)
         print(run_location(run))

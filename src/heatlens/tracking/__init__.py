@@ -19,7 +19,6 @@ _MEMBERS = {
     "default_tracking_uri": "setup",
     "flatten": "setup",
     "git_commit": "setup",
-    "handle_for": "logger",
     "log_checkpoints": "reports",
     "log_run_config": "setup",
     "log_selected_model": "model",

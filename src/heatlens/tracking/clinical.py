@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
@@ -33,13 +34,12 @@ def log_clinical_reports(run: RunHandle, class_names: Sequence[str], healthy_cla
     run.log_dict(result.report["operating_points"], "reports/operating_points.json")
     panels = {panel: [(label, bins, colour) for (label, bins), colour in zip(series, SERIES_COLOURS)]
               for panel, series in result.reliability.items()}
-    run.log_figure(reliability_figure(panels, class_names=class_names), RELIABILITY_FIGURE)
+    run.log_figure(lambda: reliability_figure(panels, class_names=class_names), RELIABILITY_FIGURE)
     if result.risk:
-        run.log_figure(risk_coverage_figure(result.risk), "figures/risk_coverage.png")
+        run.log_figure(lambda: risk_coverage_figure(result.risk), "figures/risk_coverage.png")
     rule = settings.operating_point.describe()
     for point in result.report["operating_points"]:
-        name = point["class_name"]
-        figure = operating_point_figure(np.array(point["test_confusion"]), name, point["threshold"], rule,
-                                        point["sensitivity"], point["specificity"], data="test")
-        run.log_figure(figure, f"figures/operating_points/{slug(name)}.png")
+        run.log_figure(partial(operating_point_figure, np.array(point["test_confusion"]), point["class_name"],
+                               point["threshold"], rule, point["sensitivity"], point["specificity"], data="test"),
+                       f"figures/operating_points/{slug(point['class_name'])}.png")
     return result

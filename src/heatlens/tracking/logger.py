@@ -19,7 +19,6 @@ from typing_extensions import override
 from heatlens.tracking.errors import TrackingError
 from heatlens.tracking.names import run_name_for, settle_unique_name
 from heatlens.tracking.resilient import resilient_client
-from heatlens.tracking.run import RunHandle
 from heatlens.tracking.setup import artifact_location_for, ensure_experiment, resolve_tracking_uri
 
 
@@ -122,10 +121,6 @@ def _check_run(client: MlflowClient, run_id: str, tracking_uri: str) -> None:
         client.get_run(run_id)
     except MlflowException as err:
         raise TrackingError(f"MLflow run {run_id} cannot be continued in {tracking_uri}: {err.message}") from None
-
-
-def handle_for(logger: MLFlowLogger) -> RunHandle:
-    return RunHandle(logger._tracking_uri, logger.run_id, figures=getattr(logger, "figures", True))
 
 
 def run_reference(trainer: Any) -> dict[str, str] | None:

@@ -68,10 +68,11 @@ def _log_multilabel_reports(run: RunHandle, finding_names: list[str], test: dict
                  "reports/confusion_matrix.json")
     curves = roc_curves(test["labels"], test["probs"], finding_names)
     run.log_dict({name: c["auc"] for name, c in curves.items()}, "reports/roc_auc.json")
-    run.log_figure(roc_figure(curves, class_names=finding_names), "figures/roc.png")
+    run.log_figure(lambda: roc_figure(curves, class_names=finding_names), "figures/roc.png")
     keys = {name: f"val/auroc/{name}" for name in finding_names} | {"macro mean": "val/auroc_macro"}
-    run.log_figure(recall_history_figure(_history(run, keys), selected_epoch, title="Validation AUROC per finding",
-                                         ylabel="AUROC"), "figures/val_auroc_history.png")
+    run.log_figure(lambda: recall_history_figure(_history(run, keys), selected_epoch,
+                                                 title="Validation AUROC per finding", ylabel="AUROC"),
+                   "figures/val_auroc_history.png")
 
 
 def _log_multiclass_reports(run: RunHandle, class_names: list[str], test: dict[str, np.ndarray],
@@ -82,14 +83,15 @@ def _log_multiclass_reports(run: RunHandle, class_names: list[str], test: dict[s
 
     counts = confusion_matrix(test["labels"], test["probs"], len(class_names))
     run.log_dict({"class_names": class_names, "counts": counts.tolist()}, "reports/confusion_matrix.json")
-    run.log_figure(confusion_matrix_figure(counts, class_names, "Test confusion matrix"), "figures/confusion_matrix.png")
+    run.log_figure(lambda: confusion_matrix_figure(counts, class_names, "Test confusion matrix"),
+                   "figures/confusion_matrix.png")
 
     curves = roc_curves(test["labels"], test["probs"], class_names)
     run.log_dict({name: c["auc"] for name, c in curves.items()}, "reports/roc_auc.json")
-    run.log_figure(roc_figure(curves, class_names=class_names), "figures/roc.png")
+    run.log_figure(lambda: roc_figure(curves, class_names=class_names), "figures/roc.png")
 
     keys = {name: f"val/recall/{name}" for name in class_names} | {"disease mean": "val/recall_disease_mean"}
-    run.log_figure(recall_history_figure(_history(run, keys), selected_epoch), "figures/val_recall_history.png")
+    run.log_figure(lambda: recall_history_figure(_history(run, keys), selected_epoch), "figures/val_recall_history.png")
 
 
 def _history(run: RunHandle, keys: dict[str, str]) -> dict[str, list[tuple[int, float]]]:

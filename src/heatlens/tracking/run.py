@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -27,7 +27,8 @@ class RunHandle:
 
     Its client is the run's ResilientClient when this process has one (a tracking server: writes wait
     in the outbox while it is unreachable), else `client`, else a plain MlflowClient. `figures=False`
-    (`logger.figures=false`): figures are closed unrendered, nothing else changes."""
+    (`logger.figures=false`): figures are neither drawn (when given as functions) nor rendered, nothing
+    else changes."""
 
     def __init__(self, tracking_uri: str, run_id: str, client: MlflowClient | None = None,
                  figures: bool = True) -> None:
@@ -43,8 +44,13 @@ class RunHandle:
 
         for logger in trainer.loggers:
             if isinstance(logger, MLFlowLogger):
-                return cls(logger._tracking_uri, logger.run_id, figures=getattr(logger, "figures", True))
+                return cls.for_logger(logger)
         raise TrackingError("the trainer has no MLFlowLogger: set logger=mlflow")
+
+    @classmethod
+    def for_logger(cls, logger: Any) -> RunHandle:
+        """The run of an MLFlowLogger, with the logger's settings (`figures`; a plain MLFlowLogger renders them)."""
+        return cls(logger._tracking_uri, logger.run_id, figures=getattr(logger, "figures", True))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         now = int(time.time() * 1000)
@@ -62,12 +68,17 @@ class RunHandle:
         entries = [RunTag(key, _truncate(str(value), MAX_TAG_VAL_LENGTH)) for key, value in tags.items()]
         self.client.log_batch(self.run_id, tags=entries)
 
-    def log_figure(self, fig: Figure, artifact_file: str) -> None:
-        """Save a matplotlib Figure as a PNG artifact (unless this run logs no figures), then close it."""
+    def log_figure(self, figure: Figure | Callable[[], Figure], artifact_file: str) -> None:
+        """Save a matplotlib Figure as a PNG artifact, then close it. `figure` may be the function that draws
+        it: a run that logs no figures never calls it (a drawn Figure is closed unrendered)."""
+        if not self.figures:
+            if isinstance(figure, Figure):
+                plt.close(figure)
+            return
+        fig = figure if isinstance(figure, Figure) else figure()
         try:
-            if self.figures:
-                with self._staged(artifact_file) as path:
-                    fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
+            with self._staged(artifact_file) as path:
+                fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
         finally:
             plt.close(fig)
 
