@@ -4,10 +4,14 @@ named (tag, end-of-run line, comparison report), and no correlation section for 
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
 from heatlens.data.splits import ids_hash
 from heatlens.report import ReportOptions, build_report
@@ -68,6 +72,44 @@ def test_degenerate_run_is_tagged_described_and_named_at_the_end(run: RunHandle)
     assert digests == {"train": ids_hash(["a", "b"])[:36], "val": ids_hash(["c"])[:36],
                        "test": ids_hash(["d", "e"])[:36]}
     assert run_location(run).endswith(f"Warning: the model {note} (tag {DEGENERATE_TAG})")
+
+
+# What MLflow's store raised when two jobs of a parallel sweep created the same dataset at once (seen in
+# tests/tracking/test_tracking_server.py, its sqlite store behind `mlflow server`).
+RACE = ("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest\n"
+        "[SQL: INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, dataset_source_type, ...)]")
+
+
+def test_datasets_created_meanwhile_by_another_run_are_linked(experiment) -> None:
+    client, experiment_id, _ = experiment
+    first, second = (RunHandle(os.environ["MLFLOW_TRACKING_URI"], client.create_run(experiment_id).info.run_id)
+                     for _ in range(2))
+    splits = {"train": ["a", "b"], "test": ["c"]}
+    log_datasets(first, splits, None, {"num_images": 3})
+    calls = []
+    log_inputs = second.client.log_inputs
+
+    def lost_the_race(run_id, datasets=None, **kwargs):  # the other job's insert came first: rolled back
+        calls.append(run_id)
+        if len(calls) == 1:
+            raise MlflowException(RACE, error_code=BAD_REQUEST)
+        return log_inputs(run_id, datasets=datasets, **kwargs)
+
+    second.client.log_inputs = lost_the_race
+    log_datasets(second, splits, None, {"num_images": 3})
+    assert calls == [second.run_id] * 2
+    one, two = (client.get_run(r.run_id).inputs.dataset_inputs for r in (first, second))
+    assert sorted((d.dataset.name, d.dataset.digest) for d in two) == sorted((d.dataset.name, d.dataset.digest)
+                                                                               for d in one)
+
+
+def test_any_other_store_error_on_datasets_is_raised(run) -> None:
+    def refused(run_id, datasets=None, **kwargs):
+        raise MlflowException("Param value too long", error_code=BAD_REQUEST)
+
+    run.client.log_inputs = refused
+    with pytest.raises(MlflowException, match="too long"):
+        log_datasets(run, {"test": ["c"]}, None, {"num_images": 1})
 
 
 def _run(name: str, preds: list[int], tags: dict[str, str] | None = None) -> RunData:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -10,6 +11,7 @@ from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag
+from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from heatlens.data.splits import ids_hash
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 NOTE_TAG = "mlflow.note.content"
 # MLflow's store keeps a dataset digest to 36 characters.
 DIGEST_LENGTH = 36
+# How SQLite, PostgreSQL and MySQL name a broken unique constraint in the store's error.
+DUPLICATE = re.compile(r"unique constraint|duplicate", re.IGNORECASE)
 
 
 def flag_degenerate(run: RunHandle, labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> str | None:
@@ -43,7 +47,16 @@ def log_datasets(run: RunHandle, split_ids: Mapping[str, Sequence[str]], root: s
                      [InputTag(MLFLOW_DATASET_CONTEXT, split)])
         for split, ids in split_ids.items()
     ]
-    run.client.log_inputs(run.run_id, datasets=inputs)
+    try:
+        run.client.log_inputs(run.run_id, datasets=inputs)
+    except MlflowException as error:
+        # MLflow's store looks a dataset up, then inserts it: two jobs of a parallel sweep logging the same
+        # split at once can both miss it, and the second insert breaks the unique constraint (its transaction
+        # is rolled back). Once more, the dataset the other job created is found and linked.
+        if error.error_code != "BAD_REQUEST" or not DUPLICATE.search(str(error)):
+            raise
+        log.info("dataset inputs created meanwhile by another run: linking them")
+        run.client.log_inputs(run.run_id, datasets=inputs)
 
 
 def describe_run(run: RunHandle) -> None:
