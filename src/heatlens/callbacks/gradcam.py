@@ -42,8 +42,11 @@ class GradCamCallback(ExplanationCallback):
         arrays = dict(ids=rows.ids, index=rows.index, labels=rows.labels, predictions=rows.predictions,
                       probabilities=rows.probabilities.astype(np.float32), heatmaps=rows.maps.astype(np.float16),
                       thumbnails=rows.thumbnails, class_names=np.asarray(sample.class_names))
-        figures = {f"figures/gradcam/{slug(name)}.png": partial(self._overlays, sample, rows, c)
-                   for c, name in enumerate(sample.class_names) if len(self._shown(rows, c)[0])}
+        figures = {}
+        for c, name in enumerate(sample.class_names):
+            shown = self._shown(rows, c)
+            if len(shown[0]):
+                figures[f"figures/gradcam/{slug(name)}.png"] = partial(self._overlays, sample, rows, c, shown)
         return Findings(arrays={"explain/gradcam.npz": arrays}, figures=figures)
 
     def _shown(self, rows: CamRows, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -61,10 +64,11 @@ class GradCamCallback(ExplanationCallback):
         wrong = np.flatnonzero(of_class & ~hit)[: self.samples_per_group]
         return np.concatenate([correct, wrong]), hit, explained
 
-    def _overlays(self, sample: ExplainedSample, rows: CamRows, c: int) -> Figure:
+    def _overlays(self, sample: ExplainedSample, rows: CamRows, c: int,
+                  shown: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Figure:
         predictions, probabilities = rows.predictions, rows.probabilities
         names = sample.class_names
-        chosen, hit, explained = self._shown(rows, c)
+        chosen, hit, explained = shown
         images = sample.images_at(rows.index[chosen])
         maps = torch.from_numpy(rows.maps_of(explained)[chosen]).float()
         heat = cam.normalize_per_image(cam.upsample(cam.relu(maps), tuple(images.shape[-2:])))
