@@ -103,9 +103,9 @@ def test_memory_grows_by_the_per_image_rows_not_by_the_images() -> None:
                               capture_output=True, text=True, check=True, env=env)
         return float(done.stdout.split()[-1])
 
-    small, large = growth(100), growth(600)
+    small, large = growth(100), growth(400)
     # Per image the sample keeps 3 maps of 16 x 16 float32, a 64 x 64 uint8 thumbnail and a 16 x 16 mask
     # share: 8 KiB, held at most three times while gathering. Keeping the 256 px images would add
-    # 256 KiB per image: 125 MiB more for the 500 extra images.
-    rows_mib = 500 * 8 / 1024 * 3
+    # 256 KiB per image: 75 MiB more for the 300 extra images.
+    rows_mib = 300 * 8 / 1024 * 3
     assert large - small < rows_mib + 16, (small, large)

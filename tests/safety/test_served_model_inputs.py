@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server
 
 from heatlens.models import build_model
-from heatlens.tracking.model import MAX_REQUEST_PIXELS, MODEL_CODE, model_signature
+from heatlens.tracking.model import MAX_REQUEST_PIXELS, MODEL_CODE, model_signature, pip_requirements
 
 CLASSES = ["A", "B", "C"]
 CONFIG = {"class_names": CLASSES, "image_size": 32, "channels": 1, "resize": "pad", "mean": [0.4], "std": [0.3],
@@ -35,7 +35,7 @@ def served(tmp_path_factory):
     torch.save(net.state_dict(), folder / "weights.pt")
     mlflow.pyfunc.save_model(str(folder / "model"), python_model=str(MODEL_CODE),
                              artifacts={"weights": str(folder / "weights.pt")}, model_config=CONFIG,
-                             signature=model_signature(CLASSES))
+                             signature=model_signature(CLASSES), pip_requirements=pip_requirements())
     return mlflow.pyfunc.load_model(str(folder / "model")), net
 
 
