@@ -24,8 +24,6 @@ from pathlib import Path
 
 import lightning as L
 
-from heatlens.tracking import RunHandle
-
 MARKS_ENV = "HEATLENS_SCALE_MARKS"
 _STATUS_FIELDS = ("RssAnon:", "RssShmem:")
 _ROLLUP_FIELDS = ("Pss_Anon:", "Pss_Shmem:")
@@ -160,6 +158,8 @@ class PhaseMarks(L.Callback):
         self._predicting = False
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from heatlens.tracking import RunHandle  # MLflow: only in the training job (scale_prepare uses `mark`)
+
         mark("fit_start", run_id=RunHandle.from_trainer(trainer).run_id if trainer.is_global_zero else None)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
