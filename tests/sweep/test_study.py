@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from heatlens.sweep import Heartbeat, SharedStudy, StudyStorage, SweepConfigError, open_study, resolve_storage, summarize
 from heatlens.sweep.figures import history_figure, importance_figure
 from heatlens.sweep.pruners import build_pruner
+from heatlens.sweep.storage import LOCK_GRACE_S
 from heatlens.sweep.study import ABANDONED, HEARTBEAT, STALE_AFTER_HEARTBEATS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -158,17 +159,32 @@ def test_the_budget_lock_lets_one_worker_in_at_a_time(tmp_path) -> None:
     assert not Path(f"{storage.spec}.budget.lock").exists()
 
 
+class LockClock:
+    """The clock of Optuna's lock loop, injected: each of its sleeps moves the clock on instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        assert self.now < 10 * LOCK_GRACE_S, "the lock was never broken"  # a failure, not a hang
+
+
 def test_a_budget_lock_left_by_a_killed_worker_is_broken_after_the_grace_period(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr("heatlens.sweep.storage.LOCK_GRACE_S", 3)
+    clock = LockClock()
+    monkeypatch.setattr("optuna.storages.journal._file.time", clock)
     storage = resolve_storage(None, tmp_path)
     with storage.exclusive():
         pass
+    assert clock.now == 0  # a free lock is taken at once
     # What a worker killed inside the lock leaves behind.
     Path(f"{storage.spec}.budget.lock").symlink_to(f"{storage.spec}.budget")
-    start = time.monotonic()
     with storage.exclusive():
-        waited = time.monotonic() - start
-    assert 3 <= waited < 30
+        waited = clock.now
+    assert LOCK_GRACE_S <= waited < LOCK_GRACE_S + 2  # the loop sleeps at most 1 s between two looks
 
 
 def test_summary_and_figures_follow_the_completed_trials(tmp_path) -> None:
