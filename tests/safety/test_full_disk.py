@@ -46,6 +46,7 @@ def test_a_full_disk_leaves_whole_checkpoints_and_one_line(tmp_path, monkeypatch
     assert len(files) == 6  # the best checkpoints of epoch 0, each whole: it loads, its weights complete
     for path in files:
         assert torch.load(path, weights_only=True)["epoch"] == 0
+    assert len({path.stat().st_ino for path in files}) == 1  # the same bytes: written once, linked 5 times
 
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     client = MlflowClient(uri)
