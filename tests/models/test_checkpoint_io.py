@@ -1,5 +1,6 @@
-"""AtomicCheckpointIO writes Lightning's bytes, and a checkpoint equal to the one just written becomes a
-hard link to it; replacing one linked name later never changes the others."""
+"""AtomicCheckpointIO writes Lightning's bytes, and a checkpoint equal to one it already wrote becomes a
+hard link to that file (if it is still the file written); replacing one linked name later never changes
+the others."""
 
 from __future__ import annotations
 
