@@ -13,7 +13,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from heatlens.models import checkpoint_io
+from heatlens.data import atomic
 from heatlens.models.checkpoint_io import AtomicCheckpointIO
 
 
@@ -64,7 +64,7 @@ def test_without_hard_links_the_bytes_are_written(tmp_path, monkeypatch) -> None
     def refuse(*_):
         raise OSError(1, "Operation not permitted")  # as a file system without hard links answers
 
-    monkeypatch.setattr(checkpoint_io.os, "link", refuse)
+    monkeypatch.setattr(atomic.os, "link", refuse)
     plugin = AtomicCheckpointIO()
     plugin.save_checkpoint(weights(0), tmp_path / "a.ckpt")
     plugin.save_checkpoint(weights(0), tmp_path / "b.ckpt")

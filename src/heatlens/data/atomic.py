@@ -73,6 +73,14 @@ def write_with(final: str | Path, write: Callable[[Path], object], what: str) ->
     return Path(final)
 
 
+def link_or_copy(source: Path, target: Path) -> None:
+    """A hard link costs nothing and keeps the bytes even if the source is later replaced; else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def build_once(final: Path, build: Callable[[Path], None]) -> Path:
     """Return `final`, first calling `build(tmp)` and renaming tmp -> final if it does not exist yet."""
     if final.exists():

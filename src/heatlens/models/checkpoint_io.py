@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 import re
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from heatlens.data.atomic import write_with
+from heatlens.data.atomic import link_or_copy, write_with
 from heatlens.models.errors import ModelConfigError
 
 if TYPE_CHECKING:
@@ -113,12 +112,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def _link_or_write(tmp: Path, data: memoryview, same: _Written | None) -> None:
     """`tmp` becomes a hard link to `same` (the file of these bytes, if it is still the one written), else
-    the bytes are written; a file system without hard links gets the bytes."""
+    the bytes are written."""
     if same is not None and same.still_there():
-        try:
-            os.link(same.path, tmp)
-            return
-        except OSError:
-            pass
+        link_or_copy(same.path, tmp)
+        return
     with open(tmp, "wb") as out:
         out.write(data)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from filelock import FileLock
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from heatlens.data.atomic import write_text_atomic, write_with
+from heatlens.data.atomic import link_or_copy, write_text_atomic, write_with
 from heatlens.tracking.errors import TrackingError
 
 log = logging.getLogger(__name__)
@@ -124,7 +123,7 @@ class Outbox:
         if file is not None:
             kept = self.folder / "files" / name / Path(file).name
             shutil.rmtree(kept.parent, ignore_errors=True)  # a leftover of an interrupted record
-            write_with(kept, lambda tmp: _link_or_copy(Path(file), tmp), "outbox copy of")
+            write_with(kept, lambda tmp: link_or_copy(Path(file), tmp), "outbox copy of")
             op = {**op, "file": kept.relative_to(self.folder).as_posix()}
         write_text_atomic(self.folder / "ops" / f"{name}.json", json.dumps({**op, "maybe_delivered": maybe_delivered}),
                           "outbox record")
@@ -236,11 +235,3 @@ def _not_on_server(client: MlflowClient, run_id: str, metrics: list[Metric]) -> 
 
 def _comparable(value: float) -> float | str:
     return "nan" if math.isnan(value) else float(value)
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    """A hard link costs nothing and keeps the bytes even if the source is later replaced; else a copy."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
