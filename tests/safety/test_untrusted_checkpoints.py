@@ -16,7 +16,7 @@ from payloads import crafted_checkpoint
 from heatlens.cli.explain import main as explain_main
 from heatlens.cli.train import main as train_main
 from heatlens.models import ModelConfigError, build_model
-from heatlens.models.checkpoint_io import UnsafeCheckpointError, load_checkpoint
+from heatlens.models.checkpoint_read import UnsafeCheckpointError, load_checkpoint
 from heatlens.tracking.model import HeatlensClassifier
 
 pytestmark = pytest.mark.slow

@@ -113,12 +113,13 @@ def _fresh_process(script: str, env_extra: dict[str, str], timeout: int = 600) -
 
 
 PREDICT_IN_FRESH_PROCESS = """
-import os, numpy as np, mlflow
+import os, sys, numpy as np, mlflow
 images = list(np.load(os.environ["IMAGES"], allow_pickle=True)["images"])
 model = mlflow.pyfunc.load_model(os.environ["MODEL_URI"])
 plain = model.predict({"image": images})
 table = model.predict({"image": images}, params={"return_heatmaps": True})
 np.savez(os.environ["OUT"], plain=plain[%r].to_numpy(), probs=table[%r].to_numpy(),
+         loaded=sorted({m.split(".")[0] for m in sys.modules}),
          **{f"heat{i}": h for i, h in enumerate(table["heatmaps"])})
 """ % (CLASSES, CLASSES)
 
@@ -137,6 +138,9 @@ def test_registered_model_predicts_in_a_fresh_process(logged, tmp_path) -> None:
     for i, image in enumerate(logged["images"]):
         assert out[f"heat{i}"].shape == (len(CLASSES), *image.shape[:2])
         assert out[f"heat{i}"].dtype == np.float32 and out[f"heat{i}"].min() >= 0
+    # Serving needs no training stack: a server starts without Lightning, torchmetrics or torchvision.
+    training_stack = {"lightning", "torchmetrics", "torchvision"} & set(out["loaded"].tolist())
+    assert not training_stack, f"serving imported {sorted(training_stack)}"
 
 
 def test_heatmaps_follow_the_letterbox_back_to_the_image(logged) -> None:

@@ -19,7 +19,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from heatlens.models.checkpoint_io import load_checkpoint
+from heatlens.models.checkpoint_read import load_checkpoint
 from heatlens.naming import slug
 from heatlens.tracking.logger import run_reference
 

@@ -260,7 +260,7 @@ def checkpoint_dir(cfg: DictConfig) -> Path:
 def resume_reference(ckpt_path: str | None) -> str | None:
     """The MLflow run id stored in the checkpoint to resume from (None: start a new run)."""
     from heatlens.callbacks.checkpoints import run_in_checkpoint
-    from heatlens.models.checkpoint_io import UnsafeCheckpointError
+    from heatlens.models.checkpoint_read import UnsafeCheckpointError
 
     if ckpt_path is None:
         return None

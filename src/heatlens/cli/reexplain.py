@@ -18,7 +18,7 @@ from heatlens.cli.console import print_headline, quiet_console
 from heatlens.data import build_datamodule
 from heatlens.errors import HeatlensError
 from heatlens.models import normalization_for
-from heatlens.models.checkpoint_io import load_module
+from heatlens.models.checkpoint_read import load_module
 from heatlens.tracking import RunHandle, create_logger, git_commit, log_run_config
 from heatlens.tracking.outcome import recorded_outcome
 from heatlens.tracking.query import summary_figure_for_run

@@ -1,69 +1,25 @@
-"""Checkpoints are read safely and written atomically.
-
-Reading: every checkpoint, weights file or artifact goes through `torch.load(weights_only=True)`, which
-unpickles only tensors, containers and primitive types; a file that needs anything more (a pickle that
-would import a function or class, e.g. to run code on loading) is refused with one line naming it.
-heatlens' own checkpoints hold nothing more, so they load.
-
-Writing: `AtomicCheckpointIO` is the Trainer's `CheckpointIO` plugin: Lightning's checkpoints are
-written to a temporary file beside the final one and renamed into place, so a full disk or a crash
-leaves the previous checkpoint (or none), never a truncated one. When several monitors improve in the
-same epoch, their weights-only checkpoints are the same bytes: each after the first becomes a hard link
-to the file written with those bytes instead of another copy (a ViT-S/16 run wrote six identical 86 MB
-files). Every write renames a new file into place, so replacing one linked name later leaves the others
-as they were.
+"""Checkpoints are written atomically: `AtomicCheckpointIO` is the Trainer's `CheckpointIO` plugin.
+Lightning's checkpoints are written to a temporary file beside the final one and renamed into place, so a
+full disk or a crash leaves the previous checkpoint (or none), never a truncated one. When several
+monitors improve in the same epoch, their weights-only checkpoints are the same bytes: each after the
+first becomes a hard link to the file written with those bytes instead of another copy (a ViT-S/16 run
+wrote six identical 86 MB files). Every write renames a new file into place, so replacing one linked
+name later leaves the others as they were. Reading goes through `checkpoint_read` (weights_only=True).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import pickle
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from heatlens.data.atomic import link_or_copy, write_with
-from heatlens.models.errors import ModelConfigError
-
-if TYPE_CHECKING:
-    from heatlens.models.module import HeatlensModule
-
-
-class UnsafeCheckpointError(ModelConfigError):
-    """A file that `torch.load(weights_only=True)` refuses: loading it could run code."""
-
-
-def refusal(path: str | Path, what: str, error: Exception) -> UnsafeCheckpointError:
-    found = re.search(r"GLOBAL (\S+)", str(error))
-    detail = f" (it would import {found.group(1)})" if found else ""
-    return UnsafeCheckpointError(
-        f"{what}={path} refused: it holds Python objects beyond tensors{detail}, which could run code when "
-        f"loaded; heatlens loads only weights_only checkpoints (re-save it with torch.save(state_dict))"
-    )
-
-
-def load_checkpoint(path: str | Path, what: str, *, mmap: bool = False) -> dict[str, Any]:
-    """The checkpoint dict at `path` on the CPU, read with weights_only=True; `what` names the config key
-    or source the path came from (for the one-line refusal)."""
-    try:
-        return torch.load(str(path), map_location="cpu", mmap=mmap, weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise refusal(path, what, error) from None
-
-
-def load_module(path: str | Path, what: str) -> HeatlensModule:
-    """A HeatlensModule from a checkpoint, read with weights_only=True."""
-    from heatlens.models.module import HeatlensModule  # net.py imports this module: no cycle at import
-
-    try:
-        return HeatlensModule.load_from_checkpoint(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise refusal(path, what, error) from None
+from heatlens.models.checkpoint_read import load_checkpoint
 
 
 def _identity(path: Path) -> tuple[int, int, int, int] | None:

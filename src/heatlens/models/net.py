@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from heatlens.models.checkpoint_io import refusal
+from heatlens.models.checkpoint_read import refusal
 from heatlens.models.checks import FREEZE_POLICIES, check_backbone, check_head, check_weights_file
 from heatlens.models.errors import ModelConfigError
 from heatlens.models.heads import GapLinearHead, TimmHead, build_head

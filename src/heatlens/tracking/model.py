@@ -36,7 +36,7 @@ from heatlens.data.pixels import Placement
 from heatlens.data.transforms import build_transform
 from heatlens.explain import cam
 from heatlens.models import build_model
-from heatlens.models.checkpoint_io import load_checkpoint, load_module
+from heatlens.models.checkpoint_read import load_checkpoint, load_module
 from heatlens.tracking.errors import ModelInputError
 from heatlens.tracking.run import RunHandle
 
