@@ -138,7 +138,7 @@ def test_registered_model_predicts_in_a_fresh_process(logged, tmp_path) -> None:
     for i, image in enumerate(logged["images"]):
         assert out[f"heat{i}"].shape == (len(CLASSES), *image.shape[:2])
         assert out[f"heat{i}"].dtype == np.float32 and out[f"heat{i}"].min() >= 0
-    # Serving needs no training stack: a server starts without Lightning, torchmetrics or torchvision.
+    # Loading and predicting need no training stack: no Lightning, torchmetrics or torchvision is imported.
     training_stack = {"lightning", "torchmetrics", "torchvision"} & set(out["loaded"].tolist())
     assert not training_stack, f"serving imported {sorted(training_stack)}"
 
